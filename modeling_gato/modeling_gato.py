@@ -1,0 +1,602 @@
+"""Gato (Reed et al., 2022, "A Generalist Agent", arXiv 2205.06175) as a transformers causal LM.
+
+Read top to bottom: the Gato-specific embeddings first (patch ResNet block, patch row/column
+positions, local observation positions), then a plain pre-norm decoder (attention through
+transformers' attention interface, KV cache through transformers' `Cache`), then the causal-LM head
+with the masked loss (only text and action tokens are targets; the processor makes the mask).
+
+Inputs beside `input_ids` (all `(batch, seq, ...)`, aligned with the tokens; made by `GatoProcessor`):
+- `image_patches` `(batch, seq, 3, 16, 16)`: pixels of the patch slots (ignored elsewhere);
+- `patch_mask` `(batch, seq)` bool: which slots are image patches;
+- `patch_intervals` `(batch, seq, 4)`: normalized `[row_start, row_end, col_start, col_end]` of each patch;
+- `local_positions` `(batch, seq)` long: index among the timestep's observation tokens, -1 where none;
+- `action_mask` `(batch, seq)` bool: action tokens (used when `config.action_position_embedding`);
+- `loss_mask` `(batch, seq)` bool: loss targets (turned into `labels` when `labels` is not given).
+
+This file is shipped as remote code: it imports torch and transformers only.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.masking_utils import create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils.deprecation import deprecate_kwarg
+
+from .configuration_gato import GatoConfig
+
+# transformers 5.24 renamed `past_key_values` to `cache`; support both spellings of the library.
+_MASK_CACHE_ARG = "cache" if "cache" in inspect.signature(create_causal_mask).parameters else "past_key_values"
+_OUTPUT_CACHE_FIELD = (
+    "cache" if "cache" in {f.name for f in fields(CausalLMOutputWithPast)} else "past_key_values"
+)
+_DEPRECATED_CACHE_NAME = dict(old_name="past_key_values", version="6.0.0", new_name="cache")
+GATO_TOKEN_INPUTS = ("image_patches", "patch_mask", "patch_intervals", "local_positions", "action_mask")
+
+
+# --------------------------------------------------------------------------- Gato embeddings
+class GatoPatchEmbedding(nn.Module):
+    """One image patch -> one vector: a single ResNet v2 block (paper appendix C.2).
+
+    A 3x3 convolution lifts the pixels to `patch_embedding_channels`; the pre-activation residual block is
+    `x + conv(GELU(GroupNorm(conv(GELU(GroupNorm(x))))))` with GroupNorm (32 groups) instead of BatchNorm and
+    GELU instead of ReLU; the block's output is flattened and projected to the model width.
+    """
+
+    def __init__(self, config: GatoConfig):
+        super().__init__()
+        channels, groups, p = config.patch_embedding_channels, config.patch_group_norm_groups, config.patch_size
+        self.patch_size = p
+        self.num_channels = config.num_channels
+        self.stem = nn.Conv2d(config.num_channels, channels, kernel_size=3, padding=1)
+        self.norm1 = nn.GroupNorm(groups, channels)
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.norm2 = nn.GroupNorm(groups, channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.act = nn.GELU()
+        self.proj = nn.Linear(channels * p * p, config.hidden_size)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        # (num_patches, C, p, p) -> (num_patches, hidden)
+        x = self.stem(patches)
+        residual = x
+        x = self.conv1(self.act(self.norm1(x)))
+        x = self.conv2(self.act(self.norm2(x)))
+        x = x + residual
+        return self.proj(x.flatten(1))
+
+
+def patch_position_indices(intervals: torch.Tensor, num_bins: int, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices of the patch position tables (paper appendix C.3).
+
+    Each normalized interval `[start, end)` is quantized to `[round(start * bins), round(end * bins))` (at least
+    one bin wide). Training samples an index uniformly inside it (torch's global generator, so Trainer's RNG
+    checkpointing makes it reproducible); evaluation takes the middle, `(lo + hi) // 2`.
+
+    Args:
+        intervals: `(..., 4)` as `[row_start, row_end, col_start, col_end]` in [0, 1].
+    Returns:
+        two long tensors of shape `(...)`.
+    """
+    quantized = torch.round(intervals.float().clamp(0.0, 1.0) * num_bins).long()
+    lo = quantized[..., 0::2].clamp(max=num_bins - 1)  # (..., 2): row, col
+    hi = torch.maximum(quantized[..., 1::2], lo + 1).clamp(max=num_bins)
+    if training:
+        index = lo + (torch.rand(lo.shape, device=lo.device) * (hi - lo)).long()
+        index = torch.minimum(index, hi - 1)
+    else:
+        index = (lo + hi) // 2
+    return index[..., 0], index[..., 1]
+
+
+class GatoEmbeddings(nn.Module):
+    """Token ids and patch pixels -> input vectors.
+
+    Text, discrete, continuous and separator ids share one table (`embed_tokens`, tied with the output layer).
+    Patch slots take the ResNet patch embedding plus learned row and column embeddings. Every observation
+    token adds its local observation position embedding; action tokens add one shared embedding when
+    `config.action_position_embedding`.
+    """
+
+    def __init__(self, config: GatoConfig):
+        super().__init__()
+        self.config = config
+        # No padding_idx: id 0 is both '<pad>' and the discrete value 0.
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.patch_embedding = GatoPatchEmbedding(config)
+        self.patch_row_embedding = nn.Embedding(config.patch_position_bins, config.hidden_size)
+        self.patch_col_embedding = nn.Embedding(config.patch_position_bins, config.hidden_size)
+        self.local_position_embedding = nn.Embedding(config.local_position_size, config.hidden_size)
+        self.action_position_embedding = (
+            nn.Embedding(1, config.hidden_size) if config.action_position_embedding else None
+        )
+        self.position_embedding = (
+            nn.Embedding(config.max_position_embeddings, config.hidden_size)
+            if config.use_absolute_position_embeddings
+            else None
+        )
+        self.dropout = nn.Dropout(config.embedding_dropout)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        image_patches: torch.Tensor | None = None,
+        patch_mask: torch.Tensor | None = None,
+        patch_intervals: torch.Tensor | None = None,
+        local_positions: torch.LongTensor | None = None,
+        action_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+    ) -> torch.Tensor:
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)  # (batch, seq, hidden)
+        embeds = inputs_embeds
+        batch_seq = embeds.shape[:2]
+
+        if patch_mask is not None and image_patches is not None:
+            _check_shape("patch_mask", patch_mask, batch_seq)
+            _check_shape("image_patches", image_patches, batch_seq)
+            patch_mask = patch_mask.bool()
+            patches = image_patches[patch_mask].to(embeds.dtype)  # (num_patches, C, p, p)
+            patch_embeds = self.patch_embedding(patches)  # (num_patches, hidden)
+            if patch_intervals is None:
+                raise ValueError("patch_intervals is required with image_patches: (batch, seq, 4) normalized intervals.")
+            _check_shape("patch_intervals", patch_intervals, batch_seq)
+            rows, cols = patch_position_indices(
+                patch_intervals[patch_mask], self.config.patch_position_bins, self.training
+            )
+            patch_embeds = patch_embeds + self.patch_row_embedding(rows) + self.patch_col_embedding(cols)
+            # Patch slots take the patch embedding instead of their (placeholder) token embedding.
+            embeds = embeds.masked_scatter(patch_mask.unsqueeze(-1), patch_embeds.to(embeds.dtype))
+        elif patch_mask is not None and image_patches is None and not torch.compiler.is_compiling():
+            if patch_mask.any():
+                raise ValueError("patch_mask marks image patch slots but image_patches was not given.")
+
+        if local_positions is not None:
+            _check_shape("local_positions", local_positions, batch_seq)
+            if not torch.compiler.is_compiling() and local_positions.numel():
+                largest = int(local_positions.max())
+                if largest >= self.config.local_position_size:
+                    raise ValueError(
+                        f"local_positions: got {largest}, expected values < local_position_size="
+                        f"{self.config.local_position_size} (or -1 for tokens without a local position)."
+                    )
+            has_position = (local_positions >= 0).unsqueeze(-1)
+            local = self.local_position_embedding(local_positions.clamp(min=0))
+            embeds = embeds + local * has_position.to(embeds.dtype)
+
+        if self.action_position_embedding is not None and action_mask is not None:
+            _check_shape("action_mask", action_mask, batch_seq)
+            embeds = embeds + self.action_position_embedding.weight[0] * action_mask.unsqueeze(-1).to(embeds.dtype)
+
+        if self.position_embedding is not None:
+            embeds = embeds + self.position_embedding(position_ids.clamp(0, self.config.max_position_embeddings - 1))
+        return self.dropout(embeds)
+
+
+def _check_shape(name: str, tensor: torch.Tensor, batch_seq: torch.Size) -> None:
+    if tuple(tensor.shape[:2]) != tuple(batch_seq):
+        raise ValueError(
+            f"{name}: expected shape (batch, seq, ...) = {tuple(batch_seq)} like input_ids, got {tuple(tensor.shape)}."
+        )
+
+
+# --------------------------------------------------------------------------- decoder
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # query/key/value: (batch, heads, seq, head_dim)
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            weights = weights.masked_fill(~attention_mask, torch.finfo(weights.dtype).min)
+        else:
+            weights = weights + attention_mask
+    weights = F.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (batch, seq, heads, head_dim)
+    return output, weights
+
+
+class GatoAttention(nn.Module):
+    """Causal multi-head self-attention; the kernel comes from `config._attn_implementation` (sdpa, eager, ...)."""
+
+    def __init__(self, config: GatoConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        self.num_key_value_groups = 1
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = True
+        inner = self.num_heads * self.head_dim
+        self.q_proj = nn.Linear(config.hidden_size, inner, bias=config.attention_bias)
+        self.k_proj = nn.Linear(config.hidden_size, inner, bias=config.attention_bias)
+        self.v_proj = nn.Linear(config.hidden_size, inner, bias=config.attention_bias)
+        self.o_proj = nn.Linear(inner, config.hidden_size, bias=config.attention_bias)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, seq, _ = hidden_states.shape
+        shape = (batch, seq, self.num_heads, self.head_dim)
+        query = self.q_proj(hidden_states).view(shape).transpose(1, 2)  # (batch, heads, seq, head_dim)
+        key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
+        value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
+        if cache is not None:
+            key, value = cache.update(key, value, self.layer_idx)  # (batch, heads, past + seq, head_dim)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        output, weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.config.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        output = output.reshape(batch, seq, -1).contiguous()
+        return self.o_proj(output), weights
+
+
+class GatoMLP(nn.Module):
+    """Feed-forward block: `fc_out(act(fc_in(x)))`, or GEGLU `down(gelu(gate(x)) * up(x))` with half-size halves."""
+
+    def __init__(self, config: GatoConfig):
+        super().__init__()
+        self.use_geglu = config.use_geglu
+        if config.use_geglu:
+            half = config.intermediate_size // 2
+            self.gate_proj = nn.Linear(config.hidden_size, half, bias=config.attention_bias)
+            self.up_proj = nn.Linear(config.hidden_size, half, bias=config.attention_bias)
+            self.down_proj = nn.Linear(half, config.hidden_size, bias=config.attention_bias)
+            self.act = ACT2FN["gelu"]
+        else:
+            self.fc_in = nn.Linear(config.hidden_size, config.intermediate_size, bias=config.attention_bias)
+            self.fc_out = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.attention_bias)
+            self.act = ACT2FN[config.hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.use_geglu:
+            return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+        return self.fc_out(self.act(self.fc_in(x)))
+
+
+class GatoDecoderLayer(GradientCheckpointingLayer):
+    """Pre-norm block: `x + attn(LN(x))`, then `x + mlp(LN(x))`."""
+
+    def __init__(self, config: GatoConfig, layer_idx: int):
+        super().__init__()
+        self.input_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.self_attn = GatoAttention(config, layer_idx)
+        self.post_attention_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = GatoMLP(config)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attn_out, attn_weights = self.self_attn(self.input_layernorm(hidden_states), attention_mask, cache, **kwargs)
+        hidden_states = hidden_states + self.dropout(attn_out)
+        hidden_states = hidden_states + self.dropout(self.mlp(self.post_attention_layernorm(hidden_states)))
+        return hidden_states, attn_weights
+
+
+# --------------------------------------------------------------------------- pretrained base
+class GatoPreTrainedModel(PreTrainedModel):
+    config_class = GatoConfig
+    config: GatoConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["GatoDecoderLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = False
+    _supports_attention_backend = True
+    _can_compile_fullgraph = False
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # Linear, Conv2d, Embedding (normal, std=initializer_range), LayerNorm and GroupNorm (ones/zeros):
+        # every Gato parameter lives in one of those, so the library's initialisation covers them all.
+        super()._init_weights(module)
+
+
+def _pop_output_flags(config: GatoConfig, kwargs: dict[str, Any]) -> tuple[bool, bool, bool]:
+    output_attentions = kwargs.pop("output_attentions", None)
+    output_hidden_states = kwargs.pop("output_hidden_states", None)
+    return_dict = kwargs.pop("return_dict", None)
+    if output_attentions is None:
+        output_attentions = bool(getattr(config, "output_attentions", False))
+    if output_hidden_states is None:
+        output_hidden_states = bool(getattr(config, "output_hidden_states", False))
+    if return_dict is None:
+        return_dict = getattr(config, "return_dict", True)
+        return_dict = True if return_dict is None else bool(return_dict)
+    return output_attentions, output_hidden_states, return_dict
+
+
+def _with_cache(output_class: type, cache: Cache | None, **values: Any) -> Any:
+    return output_class(**values, **{_OUTPUT_CACHE_FIELD: cache})
+
+
+class GatoModel(GatoPreTrainedModel):
+    """The decoder without the output layer: `(batch, seq)` tokens -> `(batch, seq, hidden)` states."""
+
+    def __init__(self, config: GatoConfig):
+        super().__init__(config)
+        self.embeddings = GatoEmbeddings(config)
+        self.layers = nn.ModuleList([GatoDecoderLayer(config, i) for i in range(config.num_hidden_layers)])
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    @property
+    def embed_tokens(self) -> nn.Embedding:
+        return self.embeddings.embed_tokens
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.embed_tokens = value
+
+    @deprecate_kwarg(**_DEPRECATED_CACHE_NAME)
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        position_ids: torch.LongTensor | None = None,
+        image_patches: torch.Tensor | None = None,
+        patch_mask: torch.Tensor | None = None,
+        patch_intervals: torch.Tensor | None = None,
+        local_positions: torch.LongTensor | None = None,
+        action_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast | tuple:
+        output_attentions, output_hidden_states, return_dict = _pop_output_flags(self.config, kwargs)
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids (batch, seq) and inputs_embeds (batch, seq, hidden).")
+        reference = input_ids if input_ids is not None else inputs_embeds
+        if reference.dim() != (2 if input_ids is not None else 3):
+            name = "input_ids" if input_ids is not None else "inputs_embeds"
+            raise ValueError(f"{name}: expected (batch, seq{'' if input_ids is not None else ', hidden'}), got {tuple(reference.shape)}.")
+        batch, seq = reference.shape[:2]
+        if attention_mask is not None and attention_mask.dim() == 2 and attention_mask.shape[0] != batch:
+            raise ValueError(
+                f"attention_mask: batch size {attention_mask.shape[0]} does not match input_ids' batch size {batch}."
+            )
+        use_cache = use_cache if use_cache is not None else getattr(self.config, "use_cache", True)
+        if self.gradient_checkpointing and self.training:
+            use_cache = False
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        past = cache.get_seq_length() if cache is not None else 0
+        if past + seq > self.config.max_position_embeddings and not torch.compiler.is_compiling():
+            raise ValueError(
+                f"sequence of {past + seq} tokens ({past} cached + {seq} new) is longer than the context "
+                f"max_position_embeddings={self.config.max_position_embeddings}."
+            )
+        if input_ids is not None and not torch.compiler.is_compiling() and input_ids.numel():
+            low, high = int(input_ids.min()), int(input_ids.max())
+            if low < 0 or high >= self.config.vocab_size:
+                raise ValueError(f"input_ids: expected ids in [0, vocab_size={self.config.vocab_size}), got [{low}, {high}].")
+
+        if position_ids is None and self.embeddings.position_embedding is not None:
+            if attention_mask is not None and attention_mask.dim() == 2:
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -seq:]
+            else:
+                position_ids = torch.arange(past, past + seq, device=reference.device).unsqueeze(0)
+
+        hidden_states = self.embeddings(
+            input_ids=input_ids,
+            inputs_embeds=inputs_embeds,
+            image_patches=image_patches,
+            patch_mask=patch_mask,
+            patch_intervals=patch_intervals,
+            local_positions=local_positions,
+            action_mask=action_mask,
+            position_ids=position_ids,
+        )
+        mask = create_causal_mask(
+            config=self.config,
+            inputs_embeds=hidden_states,
+            attention_mask=attention_mask,
+            position_ids=torch.arange(past, past + seq, device=hidden_states.device).unsqueeze(0),
+            **{_MASK_CACHE_ARG: cache},
+        )
+
+        all_hidden_states = () if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            hidden_states, weights = layer(hidden_states, mask, cache, **kwargs)
+            if output_attentions:
+                all_attentions += (weights,)
+        hidden_states = self.norm(hidden_states)
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+
+        next_cache = cache if use_cache else None
+        if not return_dict:
+            return tuple(v for v in (hidden_states, next_cache, all_hidden_states, all_attentions) if v is not None)
+        return _with_cache(
+            BaseModelOutputWithPast,
+            next_cache,
+            last_hidden_state=hidden_states,
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+        )
+
+
+# --------------------------------------------------------------------------- causal LM head
+class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
+    """Gato: the decoder plus the output layer (tied with the token table) and the masked next-token loss.
+
+    `model(input_ids=...)` alone is a text forward pass, so `generate()` works for text prompts like any causal
+    LM. With the processor's outputs (`model(**processor(episodes=...))`) it embeds image patches and positions;
+    `labels` (or `loss_mask`) gives the loss on text and action tokens only.
+    """
+
+    _tied_weights_keys = {"lm_head.weight": "model.embeddings.embed_tokens.weight"}
+
+    def __init__(self, config: GatoConfig):
+        super().__init__(config)
+        self.model = GatoModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        # The class name does not end in "ForCausalLM": name the loss so Trainer scales it right.
+        self.loss_type = "ForCausalLM"
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.embeddings.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.embeddings.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    @deprecate_kwarg(**_DEPRECATED_CACHE_NAME)
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        position_ids: torch.LongTensor | None = None,
+        image_patches: torch.Tensor | None = None,
+        patch_mask: torch.Tensor | None = None,
+        patch_intervals: torch.Tensor | None = None,
+        local_positions: torch.LongTensor | None = None,
+        action_mask: torch.Tensor | None = None,
+        loss_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> CausalLMOutputWithPast | tuple:
+        r"""
+        labels (`(batch, seq)`, *optional*): unshifted target ids, -100 where there is no target (the shift happens
+            in the loss). When `loss_mask` is also given, positions outside it are ignored too.
+        loss_mask (`(batch, seq)` bool, *optional*): targets (text and action tokens). Without `labels`, the loss
+            uses `input_ids` at these positions.
+        """
+        output_attentions, output_hidden_states, return_dict = _pop_output_flags(self.config, kwargs)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            position_ids=position_ids,
+            image_patches=image_patches,
+            patch_mask=patch_mask,
+            patch_intervals=patch_intervals,
+            local_positions=local_positions,
+            action_mask=action_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **{k: v for k, v in kwargs.items() if k not in ("num_items_in_batch", "shift_labels", "ignore_index")},
+        )
+        hidden_states = outputs.last_hidden_state
+        if isinstance(logits_to_keep, int):
+            kept = hidden_states[:, -logits_to_keep:, :] if logits_to_keep > 0 else hidden_states
+        else:
+            kept = hidden_states[:, logits_to_keep, :]
+        logits = self.lm_head(kept)
+
+        loss = None
+        if labels is None and loss_mask is not None and input_ids is not None:
+            labels = input_ids
+        if labels is not None:
+            if loss_mask is not None:
+                _check_shape("loss_mask", loss_mask, labels.shape)
+                labels = labels.masked_fill(~loss_mask.bool(), -100)
+            if attention_mask is not None and attention_mask.dim() == 2 and attention_mask.shape == labels.shape:
+                labels = labels.masked_fill(attention_mask == 0, -100)
+            loss_kwargs = {k: v for k, v in kwargs.items() if k in ("num_items_in_batch", "shift_labels", "ignore_index")}
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **loss_kwargs)
+
+        cache_out = getattr(outputs, _OUTPUT_CACHE_FIELD)
+        if not return_dict:
+            values = (loss, logits, cache_out, outputs.hidden_states, outputs.attentions)
+            return tuple(v for v in values if v is not None)
+        return _with_cache(
+            CausalLMOutputWithPast,
+            cache_out,
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, *args, **kwargs) -> dict[str, Any]:
+        """The library's preparation, plus Gato's per-token inputs cut to the tokens fed in this step.
+
+        Generated tokens are text/action tokens: no patch, no local position. `loss_mask` is not used when generating.
+        """
+        gato_inputs = {k: kwargs.pop(k) for k in GATO_TOKEN_INPUTS if kwargs.get(k) is not None}
+        kwargs.pop("loss_mask", None)
+        model_inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
+        if not gato_inputs:
+            return model_inputs
+        current = model_inputs.get("input_ids")
+        if current is None:
+            current = model_inputs["inputs_embeds"]
+        cache = model_inputs.get("cache", model_inputs.get("past_key_values"))
+        past = cache.get_seq_length() if isinstance(cache, Cache) else 0
+        end = past + current.shape[1]
+        prompt_length = max(v.shape[1] for v in gato_inputs.values())
+        for name, value in gato_inputs.items():
+            if name in ("image_patches", "patch_intervals", "patch_mask") and past >= prompt_length:
+                continue  # every token fed from here on was generated: no patches
+            if value.shape[1] < end:
+                fill = -1 if name == "local_positions" else 0
+                pad = value.new_full((value.shape[0], end - value.shape[1], *value.shape[2:]), fill)
+                value = torch.cat([value, pad], dim=1)
+            model_inputs[name] = value[:, past:end]
+        return model_inputs
+
+
+__all__ = ["GatoForCausalModeling", "GatoModel", "GatoPreTrainedModel"]

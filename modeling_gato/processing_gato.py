@@ -1,0 +1,692 @@
+"""Gato's processor: text, images, discrete and continuous values -> one token stream, and back.
+
+Token layout (paper section 2.1, `SPEC.md`):
+
+- text: tokenizer ids in [0, 32000);
+- discrete values (e.g. button presses): their integer value, in [0, 1024) (shared with text ids);
+- continuous values: mu-law encoded to [-1, 1], 1024 uniform bins, shifted by 32000 -> [32000, 33024);
+  continuous *actions* are already in [-1, 1] (Box bounds mapped there) and skip the mu-law;
+- image patches: embedded directly by the model; their slot carries `pad_token_id` and `patch_mask=True`;
+- an agent timestep is `[observation tokens] [separator] [action tokens]`, observations in the
+  lexicographic order of their keys (`continuous_observations` < `discrete_observations` <
+  `image_observations` < `rewards` < `text_observations`), actions likewise (`continuous_actions` <
+  `discrete_actions`); an episode is its timesteps in order.
+
+Every observation token of a timestep gets its index among that timestep's observation tokens
+(`local_positions`, -1 elsewhere). Only text (outside observations) and action tokens are loss targets.
+
+This file is shipped as remote code: it imports numpy, torch and transformers only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from transformers import PreTrainedTokenizerFast
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+from .image_processing_gato import GatoImageProcessor
+
+# Slot kinds, used while laying tokens out.
+OBSERVATION, PATCH, SEPARATOR, ACTION, TEXT = 0, 1, 2, 3, 4
+
+OBSERVATION_COLUMNS = (
+    "continuous_observations",
+    "discrete_observations",
+    "image_observations",
+    "rewards",
+    "text_observations",
+)  # lexicographic order
+ACTION_COLUMNS = ("continuous_actions", "discrete_actions")  # lexicographic order
+EPISODE_COLUMNS = OBSERVATION_COLUMNS + ACTION_COLUMNS
+
+
+class GatoDiscretizer:
+    r"""Mu-law companding and uniform binning of continuous values (paper section 2.1).
+
+    `F(x) = sgn(x) * log(|x| * mu + 1) / log(M * mu + 1)`, clipped to [-1, 1], then
+    `bin = floor((F(x) + 1) / 2 * num_bins)` (y = +1 goes to the last bin), `id = bin + offset`.
+    Decoding takes the bin centre and inverts F, so `|F(decode(encode(x))) - clip(F(x))| <= 1 / num_bins`
+    (half a bin: bins are `2 / num_bins` wide in [-1, 1]).
+
+    Args:
+        mu (`float`, defaults to 100): mu-law mu.
+        m (`float`, defaults to 256): mu-law M.
+        num_bins (`int`, defaults to 1024): uniform bins over [-1, 1].
+        offset (`int`, defaults to 32000): id of bin 0.
+    """
+
+    def __init__(self, mu: float = 100.0, m: float = 256.0, num_bins: int = 1024, offset: int = 32000):
+        if mu <= 0 or m <= 0:
+            raise ValueError(f"mu={mu} and m={m} are invalid: expected positive numbers.")
+        if int(num_bins) != num_bins or num_bins < 2:
+            raise ValueError(f"num_bins={num_bins} is invalid: expected an integer >= 2.")
+        if int(offset) != offset or offset < 0:
+            raise ValueError(f"offset={offset} is invalid: expected a non-negative integer.")
+        self.mu = float(mu)
+        self.m = float(m)
+        self.num_bins = int(num_bins)
+        self.offset = int(offset)
+
+    def __repr__(self) -> str:
+        return f"GatoDiscretizer(mu={self.mu}, m={self.m}, num_bins={self.num_bins}, offset={self.offset})"
+
+    def mu_law(self, x: np.ndarray) -> np.ndarray:
+        """F(x), not clipped."""
+        x = np.asarray(x, dtype=np.float64)
+        return np.sign(x) * np.log(np.abs(x) * self.mu + 1.0) / np.log(self.m * self.mu + 1.0)
+
+    def inverse_mu_law(self, y: np.ndarray) -> np.ndarray:
+        """F^-1(y) for y in [-1, 1]."""
+        y = np.asarray(y, dtype=np.float64)
+        return np.sign(y) * (np.exp(np.abs(y) * np.log(self.m * self.mu + 1.0)) - 1.0) / self.mu
+
+    def encode(self, x: Any, mu_law: bool = True, field: str = "continuous values") -> Any:
+        """Map floats (any shape) to token ids in `[offset, offset + num_bins)`, same shape.
+
+        With `mu_law=False` the values are taken to be in [-1, 1] already (continuous actions) and
+        values outside are clipped. NaN or infinite values are an error. A torch tensor in gives a
+        torch tensor out, anything else gives a numpy int64 array.
+        """
+        as_torch = _is_torch(x)
+        values = np.asarray(x.detach().cpu().numpy() if as_torch else x, dtype=np.float64)
+        if not np.isfinite(values).all():
+            bad = np.argwhere(~np.isfinite(values))[0].tolist()
+            raise ValueError(f"{field}: expected finite floats, got {values[tuple(bad)]} at index {bad}.")
+        y = self.mu_law(values) if mu_law else values
+        y = np.clip(y, -1.0, 1.0)
+        bins = np.floor((y + 1) / 2 * self.num_bins)
+        ids = np.clip(bins, 0, self.num_bins - 1).astype(np.int64) + self.offset
+        return _like(ids, x) if as_torch else ids
+
+    def decode(self, ids: Any, mu_law: bool = True, field: str = "continuous ids") -> Any:
+        """Map token ids in `[offset, offset + num_bins)` back to floats (bin centres), same shape.
+
+        Ids outside the range are an error. A torch tensor in gives a float32 torch tensor out, anything
+        else a float64 numpy array.
+        """
+        as_torch = _is_torch(ids)
+        array = np.asarray(ids.detach().cpu().numpy() if as_torch else ids)
+        if array.size and not np.issubdtype(array.dtype, np.integer):
+            if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
+                raise ValueError(f"{field}: expected integer token ids, got dtype {array.dtype}.")
+        array = array.astype(np.int64)
+        bins = array - self.offset
+        if array.size and (bins.min() < 0 or bins.max() >= self.num_bins):
+            raise ValueError(
+                f"{field}: expected ids in [{self.offset}, {self.offset + self.num_bins}), "
+                f"got values in [{array.min()}, {array.max()}]."
+            )
+        y = (bins + 0.5) / self.num_bins * 2 - 1
+        values = self.inverse_mu_law(y) if mu_law else y
+        if as_torch:
+            import torch
+
+            return torch.as_tensor(values, dtype=torch.float32, device=ids.device)
+        return values
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+def _like(array: np.ndarray, reference: Any) -> Any:
+    import torch
+
+    return torch.as_tensor(array, device=reference.device)
+
+
+class GatoProcessor(ProcessorMixin):
+    r"""Turns text, images and agent episodes into Gato's token stream, and action tokens back into actions.
+
+    `GatoProcessor()` builds the default processor offline from what the package ships: the unigram
+    tokenizer trained on Python's own documentation (`modeling_gato/assets/tokenizer`), a 16x16 patcher and
+    the mu-law discretizer.
+
+    Args:
+        image_processor ([`GatoImageProcessor`], *optional*): the patcher.
+        tokenizer ([`PreTrainedTokenizerFast`], *optional*): the text tokenizer; its ids must be < `continuous_offset`.
+        mu, m, num_bins, continuous_offset: the discretizer ([`GatoDiscretizer`]).
+        separator_token_id (`int`, defaults to 33024): the '|' between observations and actions.
+        num_discrete_values (`int`, defaults to 1024): discrete values must be in `[0, num_discrete_values)`.
+        local_position_size (`int`, defaults to 512): a timestep has at most this many observation tokens.
+        max_length (`int`, defaults to 1024): the model's context; longer samples are an error unless truncated.
+        include_rewards (`bool`, defaults to `False`): put the reward of step t-1 into the observation of step t
+            (as a continuous value). Off, like the paper.
+    """
+
+    valid_processor_kwargs = None
+
+    def __init__(
+        self,
+        image_processor: GatoImageProcessor | None = None,
+        tokenizer: PreTrainedTokenizerFast | None = None,
+        mu: float = 100.0,
+        m: float = 256.0,
+        num_bins: int = 1024,
+        continuous_offset: int = 32000,
+        separator_token_id: int = 33024,
+        num_discrete_values: int = 1024,
+        local_position_size: int = 512,
+        max_length: int = 1024,
+        include_rewards: bool = False,
+        **kwargs,
+    ):
+        if image_processor is None:
+            image_processor = GatoImageProcessor()
+        if tokenizer is None:
+            tokenizer = default_tokenizer()
+        self.mu = mu
+        self.m = m
+        self.num_bins = num_bins
+        self.continuous_offset = continuous_offset
+        self.separator_token_id = separator_token_id
+        self.num_discrete_values = num_discrete_values
+        self.local_position_size = local_position_size
+        self.max_length = max_length
+        self.include_rewards = include_rewards
+        self.discretizer = GatoDiscretizer(mu=mu, m=m, num_bins=num_bins, offset=continuous_offset)
+        if separator_token_id < continuous_offset + num_bins and separator_token_id >= continuous_offset:
+            raise ValueError(f"separator_token_id={separator_token_id} is invalid: it falls in the continuous range.")
+        if len(tokenizer) > continuous_offset:
+            raise ValueError(
+                f"tokenizer has {len(tokenizer)} tokens: text ids must stay below continuous_offset={continuous_offset}."
+            )
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, **kwargs)
+
+    # ------------------------------------------------------------------ ids the model and the agent need
+    @property
+    def pad_token_id(self) -> int:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return [
+            "input_ids",
+            "attention_mask",
+            "image_patches",
+            "patch_mask",
+            "patch_intervals",
+            "local_positions",
+            "action_mask",
+            "loss_mask",
+        ]
+
+    # ------------------------------------------------------------------ single pieces
+    def tokenize_text(self, text: str, field: str = "text") -> np.ndarray:
+        """Tokenizer ids of `text` (no special tokens), int64."""
+        if not isinstance(text, str):
+            raise ValueError(f"{field}: expected a string, got {type(text).__name__}.")
+        return np.asarray(self.tokenizer(text, add_special_tokens=False)["input_ids"], dtype=np.int64)
+
+    def tokenize_discrete(self, values: Any, field: str = "discrete values") -> np.ndarray:
+        """Discrete values (any shape, flattened row-major) as ids; they must be integers in `[0, num_discrete_values)`."""
+        array = _flatten_nested(values, field)
+        if array.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if not np.issubdtype(array.dtype, np.integer):
+            if array.dtype == np.bool_:
+                array = array.astype(np.int64)
+            elif not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
+                raise ValueError(f"{field}: expected integers in [0, {self.num_discrete_values}), got {array.tolist()[:8]}.")
+        array = array.astype(np.int64)
+        if array.min() < 0 or array.max() >= self.num_discrete_values:
+            raise ValueError(
+                f"{field}: expected integers in [0, {self.num_discrete_values}), got values in [{array.min()}, {array.max()}]."
+            )
+        return array
+
+    def tokenize_continuous(self, values: Any, mu_law: bool = True, field: str = "continuous values") -> np.ndarray:
+        """Continuous values (any shape, flattened row-major) as ids in `[continuous_offset, continuous_offset + num_bins)`."""
+        array = _flatten_nested(values, field).astype(np.float64)
+        return self.discretizer.encode(array, mu_law=mu_law, field=field)
+
+    # ------------------------------------------------------------------ episodes
+    def tokenize_episode(
+        self, episode: Mapping[str, Any], episode_index: int | None = None, _reward_lag: int = 1
+    ) -> dict[str, np.ndarray]:
+        """Lay out one episode (a `datasets` row with the SPEC columns) as unpadded numpy arrays.
+
+        Returns a dict with `input_ids`, `patch_mask`, `local_positions`, `action_mask`, `loss_mask` (all
+        `(num_tokens,)`), `patches` `(num_patches, 3, p, p)` and `patch_intervals` `(num_patches, 4)` in slot
+        order, and `timestep_starts` `(num_timesteps,)`: the first token of each timestep (the sequence
+        builder cuts only there).
+        """
+        where = "episode" if episode_index is None else f"episode {episode_index}"
+        if not isinstance(episode, Mapping):
+            raise ValueError(f"{where}: expected a mapping of SPEC columns, got {type(episode).__name__}.")
+        columns = [c for c in EPISODE_COLUMNS if episode.get(c) is not None]
+        if not any(c in columns for c in OBSERVATION_COLUMNS + ACTION_COLUMNS):
+            raise ValueError(
+                f"{where}: no episode columns found; expected some of {list(EPISODE_COLUMNS)}, got {sorted(episode)}."
+            )
+        lengths = {c: len(episode[c]) for c in columns}
+        if "rewards" in lengths:
+            lengths.pop("rewards")
+        num_steps = max(lengths.values()) if lengths else 0
+        if num_steps == 0:
+            raise ValueError(f"{where}: the episode is empty (0 timesteps).")
+        for column, length in lengths.items():
+            if length != num_steps:
+                raise ValueError(
+                    f"{where}: column {column!r} has {length} timesteps, expected {num_steps} like {max(lengths, key=lengths.get)!r}."
+                )
+        rewards = episode.get("rewards") if self.include_rewards else None
+        if rewards is not None and len(rewards) < num_steps - _reward_lag:
+            raise ValueError(f"{where}: column 'rewards' has {len(rewards)} entries, expected {num_steps}.")
+
+        # Vectorized encodes of the fixed-size columns, whole episode at once.
+        encoded: dict[str, list[np.ndarray]] = {}
+        for column in ("continuous_observations", "continuous_actions"):
+            if column in columns:
+                encoded[column] = self._encode_continuous_column(
+                    episode[column], mu_law=(column == "continuous_observations"), where=f"{where}, {column}"
+                )
+        for column in ("discrete_observations", "discrete_actions"):
+            if column in columns:
+                encoded[column] = self._encode_discrete_column(episode[column], where=f"{where}, {column}")
+
+        ids_parts, kind_parts, local_parts, patches, intervals, starts = [], [], [], [], [], []
+        offset = 0
+        for t in range(num_steps):
+            step_ids, step_kinds = [], []
+            for column in OBSERVATION_COLUMNS:
+                if column == "rewards":
+                    # The reward of step t-1 is observed at step t.
+                    if rewards is not None and t >= _reward_lag:
+                        value = self.tokenize_continuous([rewards[t - _reward_lag]], field=f"{where}, step {t}, rewards")
+                        step_ids.append(value)
+                        step_kinds.append(np.full(1, OBSERVATION, np.int8))
+                    continue
+                if column not in columns:
+                    continue
+                field = f"{where}, step {t}, {column}"
+                if column == "image_observations":
+                    for image in _sorted_values(episode[column][t]):
+                        step_patches, step_intervals = self.image_processor.patchify(image, field=field)
+                        patches.append(step_patches)
+                        intervals.append(step_intervals)
+                        step_ids.append(np.full(len(step_patches), self.pad_token_id, np.int64))
+                        step_kinds.append(np.full(len(step_patches), PATCH, np.int8))
+                elif column == "text_observations":
+                    for text in _sorted_values(episode[column][t]):
+                        ids = self.tokenize_text(text, field=field)
+                        step_ids.append(ids)
+                        step_kinds.append(np.full(len(ids), OBSERVATION, np.int8))
+                else:
+                    ids = encoded[column][t]
+                    step_ids.append(ids)
+                    step_kinds.append(np.full(len(ids), OBSERVATION, np.int8))
+            num_obs = sum(len(i) for i in step_ids)
+            if num_obs > self.local_position_size:
+                raise ValueError(
+                    f"{where}, step {t}: {num_obs} observation tokens, but local positions only go up to "
+                    f"local_position_size={self.local_position_size}."
+                )
+            step_ids.append(np.array([self.separator_token_id], np.int64))
+            step_kinds.append(np.array([SEPARATOR], np.int8))
+            for column in ACTION_COLUMNS:
+                if column in columns:
+                    ids = encoded[column][t]
+                    step_ids.append(ids)
+                    step_kinds.append(np.full(len(ids), ACTION, np.int8))
+            step_ids = np.concatenate(step_ids)
+            locals_ = np.full(len(step_ids), -1, np.int64)
+            locals_[:num_obs] = np.arange(num_obs)
+            ids_parts.append(step_ids)
+            kind_parts.append(np.concatenate(step_kinds))
+            local_parts.append(locals_)
+            starts.append(offset)
+            offset += len(step_ids)
+
+        kinds = np.concatenate(kind_parts)
+        patch_size = self.image_processor.patch_size
+        return {
+            "input_ids": np.concatenate(ids_parts),
+            "patch_mask": kinds == PATCH,
+            "local_positions": np.concatenate(local_parts),
+            "action_mask": kinds == ACTION,
+            "loss_mask": kinds == ACTION,
+            "patches": np.concatenate(patches) if patches else np.zeros((0, 3, patch_size, patch_size), np.float32),
+            "patch_intervals": np.concatenate(intervals) if intervals else np.zeros((0, 4), np.float32),
+            "timestep_starts": np.asarray(starts, dtype=np.int64),
+        }
+
+    def tokenize_observation(self, observation: Mapping[str, Any], reward: float | None = None) -> dict[str, np.ndarray]:
+        """Tokens of one acting step's observation followed by the separator (the model then writes the action).
+
+        `observation` uses the SPEC column names without the per-timestep list, e.g.
+        `{"continuous_observations": obs_vector, "text_observations": mission}`. `reward` is the reward of the
+        previous step; it enters the tokens only when the processor has `include_rewards=True`.
+        """
+        episode = {k: [v] for k, v in observation.items() if k in OBSERVATION_COLUMNS and k != "rewards"}
+        if self.include_rewards and reward is not None:
+            episode["rewards"] = [reward]
+        return self.tokenize_episode(episode, _reward_lag=0)
+
+    def _encode_continuous_column(self, column: Sequence[Any], mu_law: bool, where: str) -> list[np.ndarray]:
+        try:
+            matrix = np.asarray(column, dtype=np.float64)
+        except (ValueError, TypeError):
+            matrix = None
+        if matrix is not None and matrix.ndim >= 1 and matrix.dtype != object:
+            matrix = matrix.reshape(len(column), -1)
+            if not np.isfinite(matrix).all():
+                step, index = np.argwhere(~np.isfinite(matrix))[0]
+                raise ValueError(f"{where}: step {step} value {index} is {matrix[step, index]}; expected finite floats.")
+            return list(self.discretizer.encode(matrix, mu_law=mu_law, field=where))
+        # Ragged or nested (dict) values: per step.
+        return [self.tokenize_continuous(v, mu_law=mu_law, field=f"{where}, step {t}") for t, v in enumerate(column)]
+
+    def _encode_discrete_column(self, column: Sequence[Any], where: str) -> list[np.ndarray]:
+        try:
+            matrix = np.asarray(column)
+        except (ValueError, TypeError):
+            matrix = None
+        if matrix is not None and matrix.dtype != object and matrix.ndim >= 1:
+            flat = self.tokenize_discrete(matrix, field=where)
+            return list(flat.reshape(len(column), -1))
+        return [self.tokenize_discrete(v, field=f"{where}, step {t}") for t, v in enumerate(column)]
+
+    # ------------------------------------------------------------------ image + text
+    def tokenize_image_text(
+        self, image: Any | None, text: str | None, text_is_target: bool = True, field: str = "images"
+    ) -> dict[str, np.ndarray]:
+        """`[image patches][text tokens]`: patches are observation tokens (local positions 0..n-1), text is a target."""
+        ids, kinds, patches, intervals = [], [], [], []
+        if image is not None:
+            step_patches, step_intervals = self.image_processor.patchify(image, field=field)
+            patches.append(step_patches)
+            intervals.append(step_intervals)
+            ids.append(np.full(len(step_patches), self.pad_token_id, np.int64))
+            kinds.append(np.full(len(step_patches), PATCH, np.int8))
+        if text is not None:
+            text_ids = self.tokenize_text(text)
+            ids.append(text_ids)
+            kinds.append(np.full(len(text_ids), TEXT if text_is_target else OBSERVATION, np.int8))
+        ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        kinds = np.concatenate(kinds) if kinds else np.zeros(0, np.int8)
+        observation = (kinds == PATCH) | (kinds == OBSERVATION)
+        local = np.where(observation, np.cumsum(observation) - 1, -1).astype(np.int64)
+        if observation.sum() > self.local_position_size:
+            raise ValueError(
+                f"{field}: {observation.sum()} image tokens exceed local_position_size={self.local_position_size}."
+            )
+        patch_size = self.image_processor.patch_size
+        return {
+            "input_ids": ids,
+            "patch_mask": kinds == PATCH,
+            "local_positions": local,
+            "action_mask": np.zeros(len(ids), bool),
+            "loss_mask": kinds == TEXT,
+            "patches": np.concatenate(patches) if patches else np.zeros((0, 3, patch_size, patch_size), np.float32),
+            "patch_intervals": np.concatenate(intervals) if intervals else np.zeros((0, 4), np.float32),
+        }
+
+    # ------------------------------------------------------------------ the call
+    def __call__(
+        self,
+        text: str | list[str] | None = None,
+        images: Any = None,
+        episodes: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+        return_tensors: str | None = "pt",
+        padding: bool | str = True,
+        padding_side: str = "right",
+        max_length: int | None = None,
+        truncation: bool = False,
+        **kwargs,
+    ) -> BatchFeature:
+        """Tokenize text, images (+ text), or episodes into a padded batch.
+
+        - `processor(text=...)`: text tokens, all loss targets.
+        - `processor(images=..., text=...)`: `[image patches][text]` per sample (captioning); `text` may be omitted.
+        - `processor(episodes=...)`: one or more episode rows (SPEC columns).
+
+        Returns a `BatchFeature` with `input_ids`, `attention_mask`, `loss_mask` (text and action tokens),
+        `patch_mask`, `local_positions` (-1 where none), `action_mask`, and, when any image is present,
+        `image_patches` `(batch, seq, 3, p, p)` (zeros off the patch slots) and `patch_intervals` `(batch, seq, 4)`.
+        """
+        if kwargs:
+            unknown = set(kwargs) - {"add_special_tokens", "return_attention_mask"}
+            if unknown:
+                raise TypeError(f"GatoProcessor got unexpected keyword arguments: {sorted(unknown)}")
+        if episodes is not None:
+            if text is not None or images is not None:
+                raise ValueError("Pass either episodes= or text=/images=, not both: episodes carry their own text and images.")
+            if isinstance(episodes, Mapping):
+                episodes = [episodes]
+            samples = [self.tokenize_episode(e, episode_index=i) for i, e in enumerate(episodes)]
+        elif images is not None:
+            image_list = [images] if _is_single_image(images) else list(images)
+            if text is None:
+                text_list = [None] * len(image_list)
+            else:
+                text_list = [text] if isinstance(text, str) else list(text)
+            if len(text_list) != len(image_list):
+                raise ValueError(
+                    f"images and text must have the same batch size: got {len(image_list)} images and {len(text_list)} texts."
+                )
+            samples = [
+                self.tokenize_image_text(img, txt, field=f"images[{i}]")
+                for i, (img, txt) in enumerate(zip(image_list, text_list))
+            ]
+        elif text is not None:
+            text_list = [text] if isinstance(text, str) else list(text)
+            if not text_list:
+                raise ValueError("text: expected a string or a non-empty list of strings.")
+            samples = [self.tokenize_image_text(None, t) for t in text_list]
+        else:
+            raise ValueError("Nothing to process: pass text=, images= (optionally with text=), or episodes=.")
+        return self.collate(
+            samples,
+            return_tensors=return_tensors,
+            padding=padding,
+            padding_side=padding_side,
+            max_length=max_length,
+            truncation=truncation,
+        )
+
+    def collate(
+        self,
+        samples: list[Mapping[str, np.ndarray]],
+        return_tensors: str | None = "pt",
+        padding: bool | str = True,
+        padding_side: str = "right",
+        max_length: int | None = None,
+        truncation: bool = False,
+    ) -> BatchFeature:
+        """Pad unpadded samples (from `tokenize_episode` / `tokenize_image_text`) into one batch."""
+        max_length = self.max_length if max_length is None else max_length
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side={padding_side!r} is invalid: expected 'left' or 'right'.")
+        samples = [dict(s) for s in samples]
+        for index, sample in enumerate(samples):
+            length = len(sample["input_ids"])
+            if length > max_length:
+                if not truncation:
+                    raise ValueError(
+                        f"sample {index} has {length} tokens, longer than the context max_length={max_length}; "
+                        "pass truncation=True to keep the first max_length tokens, or split the episode."
+                    )
+                num_patches = int(sample["patch_mask"][:max_length].sum())
+                for key in ("input_ids", "patch_mask", "local_positions", "action_mask", "loss_mask"):
+                    sample[key] = sample[key][:max_length]
+                sample["patches"] = sample["patches"][:num_patches]
+                sample["patch_intervals"] = sample["patch_intervals"][:num_patches]
+        lengths = [len(s["input_ids"]) for s in samples]
+        if padding == "max_length":
+            width = max_length
+        elif padding in (True, "longest"):
+            width = max(lengths)
+        elif padding in (False, "do_not_pad"):
+            if len(set(lengths)) != 1:
+                raise ValueError(f"padding=False needs samples of one length, got lengths {lengths}.")
+            width = lengths[0]
+        else:
+            raise ValueError(f"padding={padding!r} is invalid: expected True, 'longest', 'max_length' or False.")
+        batch = len(samples)
+        any_patches = any(len(s["patches"]) for s in samples)
+        patch_shape = next((s["patches"].shape[1:] for s in samples if len(s["patches"])), None)
+        out = {
+            "input_ids": np.full((batch, width), self.pad_token_id, np.int64),
+            "attention_mask": np.zeros((batch, width), np.int64),
+            "loss_mask": np.zeros((batch, width), bool),
+            "patch_mask": np.zeros((batch, width), bool),
+            "local_positions": np.full((batch, width), -1, np.int64),
+            "action_mask": np.zeros((batch, width), bool),
+        }
+        if any_patches:
+            out["image_patches"] = np.zeros((batch, width, *patch_shape), np.float32)
+            out["patch_intervals"] = np.zeros((batch, width, 4), np.float32)
+        for row, (sample, length) in enumerate(zip(samples, lengths)):
+            span = slice(0, length) if padding_side == "right" else slice(width - length, width)
+            out["input_ids"][row, span] = sample["input_ids"]
+            out["attention_mask"][row, span] = 1
+            for key in ("loss_mask", "patch_mask", "local_positions", "action_mask"):
+                out[key][row, span] = sample[key]
+            if any_patches and len(sample["patches"]):
+                slots = np.flatnonzero(sample["patch_mask"]) + span.start
+                out["image_patches"][row, slots] = sample["patches"]
+                out["patch_intervals"][row, slots] = sample["patch_intervals"]
+        return BatchFeature(out, tensor_type=return_tensors)
+
+    # ------------------------------------------------------------------ actions
+    def encode_action(self, action: Any, action_space: Any) -> np.ndarray:
+        """An environment action as action token ids, for a gymnasium-style space (duck-typed).
+
+        `Discrete(n)` / `MultiDiscrete(nvec)` -> the integer values (minus `start`); `Box(low, high)` -> each dimension
+        mapped linearly from its bounds to [-1, 1] and binned uniformly (no mu-law).
+        """
+        kind = _space_kind(action_space)
+        if kind == "box":
+            values = np.asarray(action, dtype=np.float64).reshape(-1)
+            low, high = _box_bounds(action_space, values.size)
+            normalized = np.where(np.isfinite(low) & np.isfinite(high), 2 * (values - low) / (high - low) - 1, values)
+            return self.discretizer.encode(np.clip(normalized, -1, 1), mu_law=False, field="continuous_actions")
+        values = np.asarray(action).reshape(-1) - _discrete_start(action_space)
+        return self.tokenize_discrete(values, field="discrete_actions")
+
+    def decode_action(self, action_ids: Any, action_space: Any) -> Any:
+        """Action token ids back into an action of `action_space` (gymnasium-style, duck-typed).
+
+        Continuous ids are mapped to bin centres in [-1, 1] and then to the Box bounds (float32, the Box's
+        shape); discrete ids are checked against the space and returned as `int` (Discrete) or an int64 array
+        (MultiDiscrete).
+        """
+        ids = np.asarray(action_ids.detach().cpu().numpy() if _is_torch(action_ids) else action_ids).reshape(-1)
+        kind = _space_kind(action_space)
+        if kind == "box":
+            shape = tuple(action_space.shape)
+            expected = int(np.prod(shape)) if shape else 1
+            if ids.size != expected:
+                raise ValueError(f"action ids: expected {expected} continuous ids for a Box{shape}, got {ids.size}.")
+            values = self.discretizer.decode(ids, mu_law=False, field="continuous action ids")
+            low, high = _box_bounds(action_space, values.size)
+            bounded = np.isfinite(low) & np.isfinite(high)
+            scaled = np.where(bounded, low + (values + 1) / 2 * (high - low), values)
+            return scaled.reshape(shape).astype(getattr(action_space, "dtype", np.float32) or np.float32)
+        start = _discrete_start(action_space)
+        if kind == "discrete":
+            if ids.size != 1:
+                raise ValueError(f"action ids: expected 1 id for a Discrete space, got {ids.size}.")
+            n = int(action_space.n)
+            if not 0 <= ids[0] < n:
+                raise ValueError(f"action ids: discrete action {ids[0]} is outside [0, {n}).")
+            return int(ids[0] + start)
+        nvec = np.asarray(action_space.nvec).reshape(-1)
+        if ids.size != nvec.size:
+            raise ValueError(f"action ids: expected {nvec.size} ids for MultiDiscrete{tuple(nvec)}, got {ids.size}.")
+        if (ids < 0).any() or (ids >= nvec).any():
+            raise ValueError(f"action ids: {ids.tolist()} outside MultiDiscrete bounds {nvec.tolist()}.")
+        return (ids + start).reshape(np.asarray(action_space.nvec).shape).astype(np.int64)
+
+    def action_token_ranges(self, action_space: Any) -> list[tuple[int, int]]:
+        """For each action token slot, the half-open id range the model may sample from."""
+        kind = _space_kind(action_space)
+        if kind == "box":
+            size = int(np.prod(action_space.shape)) if action_space.shape else 1
+            return [(self.continuous_offset, self.continuous_offset + self.num_bins)] * size
+        if kind == "discrete":
+            return [(0, int(action_space.n))]
+        return [(0, int(n)) for n in np.asarray(action_space.nvec).reshape(-1)]
+
+    # ------------------------------------------------------------------ text decoding delegates to the tokenizer
+    def batch_decode(self, *args, **kwargs):
+        return self.tokenizer.batch_decode(*args, **kwargs)
+
+    def decode(self, *args, **kwargs):
+        return self.tokenizer.decode(*args, **kwargs)
+
+
+def default_tokenizer() -> PreTrainedTokenizerFast:
+    """The tokenizer shipped in `modeling_gato/assets/tokenizer` (trained offline, see `tokenizer_training.py`)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "tokenizer")
+    if not os.path.isfile(os.path.join(path, "tokenizer.json")):
+        raise FileNotFoundError(
+            f"No default tokenizer at {path}. Install the modeling_gato package, or pass tokenizer= "
+            "(e.g. GatoProcessor.from_pretrained(saved_dir))."
+        )
+    return PreTrainedTokenizerFast.from_pretrained(path)
+
+
+def _flatten_nested(values: Any, field: str) -> np.ndarray:
+    """Flatten a value row-major; dict values are flattened in the lexicographic order of their keys."""
+    if isinstance(values, Mapping):
+        parts = [_flatten_nested(values[key], f"{field}[{key!r}]") for key in sorted(values)]
+        return np.concatenate(parts) if parts else np.zeros(0)
+    if _is_torch(values):
+        values = values.detach().cpu().numpy()
+    try:
+        array = np.asarray(values)
+    except ValueError as error:
+        raise ValueError(f"{field}: expected a number or a (nested) array of numbers: {error}") from None
+    if array.dtype == object:
+        raise ValueError(f"{field}: expected numbers, got a ragged or non-numeric value {values!r:.80}.")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise ValueError(f"{field}: expected numbers, got dtype {array.dtype}.")
+    return array.reshape(-1)
+
+
+def _sorted_values(value: Any) -> list[Any]:
+    """A timestep's image or text, or several of them as a dict (taken in the lexicographic order of the keys)."""
+    if isinstance(value, Mapping):
+        return [value[key] for key in sorted(value)]
+    return [value]
+
+
+def _is_single_image(images: Any) -> bool:
+    if hasattr(images, "mode") and hasattr(images, "convert"):
+        return True
+    if isinstance(images, (list, tuple)):
+        return False
+    return getattr(images, "ndim", 0) in (2, 3)
+
+
+def _space_kind(space: Any) -> str:
+    if hasattr(space, "nvec"):
+        return "multi_discrete"
+    if hasattr(space, "n"):
+        return "discrete"
+    if hasattr(space, "low") and hasattr(space, "high"):
+        return "box"
+    raise ValueError(
+        f"action_space {space!r} is not supported: expected a Discrete, MultiDiscrete or Box space (gymnasium)."
+    )
+
+
+def _discrete_start(space: Any) -> Any:
+    start = getattr(space, "start", 0)
+    return np.asarray(start).reshape(-1) if np.ndim(start) else int(start)
+
+
+def _box_bounds(space: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
+    low = np.broadcast_to(np.asarray(space.low, dtype=np.float64).reshape(-1), (size,))
+    high = np.broadcast_to(np.asarray(space.high, dtype=np.float64).reshape(-1), (size,))
+    return low, high
+
+
+__all__ = ["GatoProcessor", "GatoDiscretizer"]
