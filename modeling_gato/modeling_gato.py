@@ -16,12 +16,10 @@ Inputs beside `input_ids` (all `(batch, seq, ...)`, aligned with the tokens; mad
 This file is shipped as remote code: it imports torch and transformers only.
 """
 
-from __future__ import annotations
-
 import inspect
 from collections.abc import Callable
 from dataclasses import fields
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +31,7 @@ from transformers.masking_utils import create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import TransformersKwargs
 from transformers.utils.deprecation import deprecate_kwarg
 
 from .configuration_gato import GatoConfig
@@ -387,7 +386,7 @@ class GatoModel(GatoPreTrainedModel):
         patch_intervals: torch.Tensor | None = None,
         local_positions: torch.LongTensor | None = None,
         action_mask: torch.Tensor | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutputWithPast | tuple:
         output_attentions, output_hidden_states, return_dict = _pop_output_flags(self.config, kwargs)
         if (input_ids is None) == (inputs_embeds is None):
@@ -484,6 +483,14 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
         self.loss_type = "ForCausalLM"
         self.post_init()
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # `register_for_auto_class` records one auto class; AutoModel needs its own `auto_map` entry too.
+        if self._auto_class is not None:
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            auto_map["AutoModel"] = f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}"
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embeddings.embed_tokens
 
@@ -513,7 +520,7 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
         local_positions: torch.LongTensor | None = None,
         action_mask: torch.Tensor | None = None,
         loss_mask: torch.Tensor | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> CausalLMOutputWithPast | tuple:
         r"""
         labels (`(batch, seq)`, *optional*): unshifted target ids, -100 where there is no target (the shift happens
@@ -571,14 +578,21 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
             attentions=outputs.attentions,
         )
 
-    def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, *args, **kwargs) -> dict[str, Any]:
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        *args,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs,
+    ) -> dict[str, Any]:
         """The library's preparation, plus Gato's per-token inputs cut to the tokens fed in this step.
 
         Generated tokens are text/action tokens: no patch, no local position. `loss_mask` is not used when generating.
+        `inputs_embeds` is a named parameter because `generate(inputs_embeds=...)` checks this signature for it.
         """
         gato_inputs = {k: kwargs.pop(k) for k in GATO_TOKEN_INPUTS if kwargs.get(k) is not None}
         kwargs.pop("loss_mask", None)
-        model_inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
+        model_inputs = super().prepare_inputs_for_generation(input_ids, *args, inputs_embeds=inputs_embeds, **kwargs)
         if not gato_inputs:
             return model_inputs
         current = model_inputs.get("input_ids")

@@ -1,0 +1,65 @@
+"""`python -m modeling_gato {collect,train,evaluate,act,demo}`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NOT_YET = {
+    "collect": "issue 3 (data: expert episodes from real environments)",
+    "train": "issue 4 (training with Trainer + accelerate)",
+    "evaluate": "issue 5 (acting and evaluation)",
+    "act": "issue 5 (acting and evaluation)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m modeling_gato",
+        description="Gato (Reed et al., 2022): a generalist agent for transformers, datasets and gymnasium.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{collect,train,evaluate,act,demo}")
+
+    demo = commands.add_parser(
+        "demo",
+        help="the main job: build a model, tokenize an episode, run a forward pass and generate",
+        description="Build a Gato model, tokenize a sample episode (text, image, discrete and continuous values), "
+        "run a forward pass with the masked loss and a short generate(), save a remote-code directory and "
+        "reload it with AutoModel, and print the parameter counts of the paper's three variants.",
+    )
+    demo.add_argument("--output-dir", default="outputs/demo", help="where the model directory is saved")
+    demo.add_argument(
+        "--variant", choices=["tiny", "small", "baseline", "large"], default="tiny",
+        help="model size for the forward pass (tiny: 2 layers, width 128; small/baseline/large: the paper's)",
+    )
+    demo.add_argument("--max-new-tokens", type=int, default=8, help="tokens to generate after the text prompt")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quick", action="store_true", help="skip the save/reload step (for tests)")
+
+    collect = commands.add_parser("collect", help="collect expert episodes into a datasets directory (not yet built)")
+    collect.add_argument("--output-dir", required=False)
+    train = commands.add_parser("train", help="train or fine-tune with transformers.Trainer (not yet built)")
+    train.add_argument("--output-dir", required=False)
+    evaluate = commands.add_parser("evaluate", help="evaluate a model in environments (not yet built)")
+    evaluate.add_argument("--model", required=False)
+    act = commands.add_parser("act", help="run a model as an agent in one environment (not yet built)")
+    act.add_argument("--model", required=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        run_demo(args)
+        return 0
+    print(
+        f"`{args.command}` is not built yet: it is tracked in {NOT_YET[args.command]}.",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Small shared builders for the tests."""
+
+import numpy as np
+
+from modeling_gato import GatoConfig
+
+
+def tiny_config(**overrides) -> GatoConfig:
+    """A model small enough for CPU tests, with the paper's token layout (vocab 33025)."""
+    sizes = dict(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        head_dim=16,
+        intermediate_size=128,
+        max_position_embeddings=256,
+        patch_embedding_channels=32,
+    )
+    return GatoConfig(**{**sizes, **overrides})
+
+
+def make_episode(num_steps: int = 2, seed: int = 0, image_size=(32, 48)) -> dict:
+    """An episode with every observation modality and a continuous action."""
+    rng = np.random.default_rng(seed)
+    return {
+        "text_observations": ["go to the red ball"] * num_steps,
+        "image_observations": [rng.integers(0, 256, size=(*image_size, 3), dtype=np.uint8) for _ in range(num_steps)],
+        "discrete_observations": rng.integers(0, 1024, size=(num_steps, 3)).tolist(),
+        "continuous_observations": rng.normal(0, 5, size=(num_steps, 4)).tolist(),
+        "continuous_actions": rng.uniform(-1, 1, size=(num_steps, 2)).tolist(),
+        "task": "test",
+    }

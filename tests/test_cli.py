@@ -1,0 +1,34 @@
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ["collect", "train", "evaluate", "act", "demo"]
+
+
+def run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "modeling_gato", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = run(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout and command in result.stdout
+
+
+def test_top_level_help_lists_the_commands():
+    result = run("--help")
+    assert result.returncode == 0
+    for command in COMMANDS:
+        assert command in result.stdout
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    result = run("demo", "--output-dir", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "masked loss" in out and "generate:" in out
+    assert "max |logit difference| = 0.00e+00" in out
+    assert "| small | 8 | 24 | 768 | 3072 | 32 | 79M |" in out
+    assert (tmp_path / "demo" / "model.safetensors").exists()
