@@ -8,6 +8,7 @@ from transformers import (
     AutoProcessor,
 )
 
+from .collator import GatoDataCollator
 from .configuration_gato import GatoConfig
 from .image_processing_gato import GatoImageProcessor
 from .modeling_gato import GatoForCausalModeling, GatoModel, GatoPreTrainedModel
@@ -31,6 +32,7 @@ AutoProcessor.register(GatoConfig, GatoProcessor, exist_ok=True)
 
 __all__ = [
     "GatoConfig",
+    "GatoDataCollator",
     "GatoDiscretizer",
     "GatoForCausalModeling",
     "GatoImageProcessor",

@@ -394,9 +394,19 @@ class GatoProcessor(ProcessorMixin):
 
     # ------------------------------------------------------------------ image + text
     def tokenize_image_text(
-        self, image: Any | None, text: str | None, text_is_target: bool = True, field: str = "images"
+        self,
+        image: Any | None,
+        text: str | None,
+        text_is_target: bool = True,
+        field: str = "images",
+        question: str | None = None,
+        add_eos: bool = False,
     ) -> dict[str, np.ndarray]:
-        """`[image patches][text tokens]`: patches are observation tokens (local positions 0..n-1), text is a target."""
+        """`[image patches][question tokens][text tokens]`.
+
+        Patches and question tokens are observation tokens (local positions 0..n-1); the text (a caption or an
+        answer) is the target. `add_eos` appends the tokenizer's end-of-sequence id to the text (training rows).
+        """
         ids, kinds, patches, intervals = [], [], [], []
         if image is not None:
             step_patches, step_intervals = self.image_processor.patchify(image, field=field)
@@ -404,8 +414,14 @@ class GatoProcessor(ProcessorMixin):
             intervals.append(step_intervals)
             ids.append(np.full(len(step_patches), self.pad_token_id, np.int64))
             kinds.append(np.full(len(step_patches), PATCH, np.int8))
+        if question is not None:
+            question_ids = self.tokenize_text(question, field="question")
+            ids.append(question_ids)
+            kinds.append(np.full(len(question_ids), OBSERVATION, np.int8))
         if text is not None:
             text_ids = self.tokenize_text(text)
+            if add_eos and self.tokenizer.eos_token_id is not None:
+                text_ids = np.append(text_ids, self.tokenizer.eos_token_id)
             ids.append(text_ids)
             kinds.append(np.full(len(text_ids), TEXT if text_is_target else OBSERVATION, np.int8))
         ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
@@ -426,6 +442,24 @@ class GatoProcessor(ProcessorMixin):
             "patches": np.concatenate(patches) if patches else np.zeros((0, 3, patch_size, patch_size), np.float32),
             "patch_intervals": np.concatenate(intervals) if intervals else np.zeros((0, 4), np.float32),
         }
+
+    def tokenize_sample(self, row: Mapping[str, Any], index: int | None = None) -> dict[str, np.ndarray]:
+        """One `datasets` row of any kind, unpadded: an episode (SPEC episode columns), a VQA row (`image`,
+        `question`, `answer`), a caption row (`image`, `text`) or a text row (`text`). Text targets end with EOS."""
+        where = "row" if index is None else f"row {index}"
+        if any(row.get(c) is not None for c in OBSERVATION_COLUMNS + ACTION_COLUMNS):
+            return self.tokenize_episode(row, episode_index=index)
+        if row.get("answer") is not None:
+            if row.get("image") is None or row.get("question") is None:
+                raise ValueError(f"{where}: a VQA row needs 'image', 'question' and 'answer', got {sorted(row)}.")
+            return self.tokenize_image_text(row["image"], row["answer"], question=row["question"], add_eos=True,
+                                            field=f"{where}, image")
+        if row.get("text") is not None:
+            return self.tokenize_image_text(row.get("image"), row["text"], add_eos=True, field=f"{where}, image")
+        raise ValueError(
+            f"{where}: unknown row; expected episode columns {list(EPISODE_COLUMNS)}, "
+            f"or 'text', 'image' + 'text', 'image' + 'question' + 'answer'; got {sorted(row)}."
+        )
 
     # ------------------------------------------------------------------ the call
     def __call__(
@@ -498,8 +532,13 @@ class GatoProcessor(ProcessorMixin):
         padding_side: str = "right",
         max_length: int | None = None,
         truncation: bool = False,
+        return_labels: bool = False,
     ) -> BatchFeature:
-        """Pad unpadded samples (from `tokenize_episode` / `tokenize_image_text`) into one batch."""
+        """Pad unpadded samples (from `tokenize_sample`, `tokenize_episode`, `tokenize_image_text`) into one batch.
+
+        `return_labels=True` adds `labels`: `input_ids` where `loss_mask`, -100 elsewhere (what `Trainer` counts
+        for `num_items_in_batch`).
+        """
         max_length = self.max_length if max_length is None else max_length
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side={padding_side!r} is invalid: expected 'left' or 'right'.")
@@ -552,6 +591,8 @@ class GatoProcessor(ProcessorMixin):
                 slots = np.flatnonzero(sample["patch_mask"]) + span.start
                 out["image_patches"][row, slots] = sample["patches"]
                 out["patch_intervals"][row, slots] = sample["patch_intervals"]
+        if return_labels:
+            out["labels"] = np.where(out["loss_mask"], out["input_ids"], -100)
         return BatchFeature(out, tensor_type=return_tensors)
 
     # ------------------------------------------------------------------ actions
