@@ -6,7 +6,6 @@ import argparse
 import sys
 
 NOT_YET = {
-    "collect": "issue 3 (data: expert episodes from real environments)",
     "train": "issue 4 (training with Trainer + accelerate)",
     "evaluate": "issue 5 (acting and evaluation)",
     "act": "issue 5 (acting and evaluation)",
@@ -36,8 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quick", action="store_true", help="skip the save/reload step (for tests)")
 
-    collect = commands.add_parser("collect", help="collect expert episodes into a datasets directory (not yet built)")
-    collect.add_argument("--output-dir", required=False)
+    collect = commands.add_parser(
+        "collect",
+        help="collect expert and random episodes, text, captions and VQA into a datasets directory",
+        description="Run the experts that ship with (or are trained here for) each environment, measure expert "
+        "and random returns, and write episodes (one datasets dataset per task), text, captions, VQA, "
+        "scores.json and manifest.json, atomically.",
+    )
+    from .collect import add_arguments as add_collect_arguments
+
+    add_collect_arguments(collect)
     train = commands.add_parser("train", help="train or fine-tune with transformers.Trainer (not yet built)")
     train.add_argument("--output-dir", required=False)
     evaluate = commands.add_parser("evaluate", help="evaluate a model in environments (not yet built)")
@@ -49,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "collect":
+        from .collect import main as collect_main
+
+        return collect_main(args)
     if args.command == "demo":
         from .demo import run_demo
 

@@ -34,6 +34,9 @@ class GatoDataCollator:
         for index, row in enumerate(rows):
             if all(key in row for key in TOKENIZED_KEYS):
                 sample = {key: np.asarray(row[key]) for key in TOKENIZED_KEYS}
+                if "attention_mask" in row:  # already padded (e.g. by the sequence builder): keep the real tokens
+                    length = int(np.asarray(row["attention_mask"]).sum())
+                    sample = {key: value[:length] for key, value in sample.items()}
                 size = self.processor.image_processor.patch_size
                 sample["patches"] = np.asarray(row.get("patches", np.zeros((0, 3, size, size))), np.float32)
                 sample["patch_intervals"] = np.asarray(row.get("patch_intervals", np.zeros((0, 4))), np.float32)

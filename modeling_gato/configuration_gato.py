@@ -138,13 +138,13 @@ class GatoConfig(PretrainedConfig):
 
     # The paper's three variants (appendix C.1). Keyword arguments override any field.
     @classmethod
-    def small(cls, **kwargs) -> "GatoConfig":
+    def small(cls, **kwargs) -> GatoConfig:
         """The 79M variant: 8 blocks, 24 heads, width 768, FFN 3072, key/value size 32."""
         sizes = dict(num_hidden_layers=8, num_attention_heads=24, hidden_size=768, intermediate_size=3072, head_dim=32)
         return cls(**{**sizes, **kwargs})
 
     @classmethod
-    def baseline(cls, **kwargs) -> "GatoConfig":
+    def baseline(cls, **kwargs) -> GatoConfig:
         """The 364M variant: 12 blocks, 12 heads, width 1536, FFN 6144, key/value size 128."""
         sizes = dict(
             num_hidden_layers=12, num_attention_heads=12, hidden_size=1536, intermediate_size=6144, head_dim=128
@@ -152,7 +152,7 @@ class GatoConfig(PretrainedConfig):
         return cls(**{**sizes, **kwargs})
 
     @classmethod
-    def large(cls, **kwargs) -> "GatoConfig":
+    def large(cls, **kwargs) -> GatoConfig:
         """The 1.18B variant: 24 blocks, 16 heads, width 2048, FFN 8192, key/value size 128."""
         sizes = dict(
             num_hidden_layers=24, num_attention_heads=16, hidden_size=2048, intermediate_size=8192, head_dim=128

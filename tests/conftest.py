@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from gato_testing import make_episode, tiny_config
 
 from modeling_gato import GatoConfig, GatoForCausalModeling, GatoProcessor

@@ -1,14 +1,12 @@
 import warnings
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from gato_testing import make_episode, tiny_config
 
 from modeling_gato import GatoForCausalModeling
 from modeling_gato.modeling_gato import patch_position_indices
-
-from gato_testing import make_episode, tiny_config
 
 
 def episode_batch(processor, **kwargs):

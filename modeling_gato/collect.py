@@ -1,0 +1,355 @@
+"""`python -m modeling_gato collect`: expert episodes from real environments, text, captions and VQA.
+
+Writes one directory:
+
+    <output_dir>/
+      manifest.json          tasks, domains, action spaces, sizes, package versions, seeds
+      scores.json            per task: expert and random mean return and success rate (N episodes, seeds)
+      episodes/<task>/       a `datasets` dataset per task, one row per episode (SPEC columns + task, rewards)
+      text/                  rows {"text"}: paragraphs of Python's own documentation (offline, not ours)
+      captions/              rows {"image", "text", "task"}: BabyAI agent views with captions from the level's objects
+      vqa/                   rows {"image", "question", "answer", "task"}: questions about those views
+
+Everything is written beside the target (`<output_dir>.partial-<pid>`) and renamed into place at the end,
+so an interrupted run leaves no half dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import time
+from collections import Counter
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .environments import (
+    TASKS,
+    TaskSpec,
+    RandomPolicy,
+    action_to_column,
+    describe_action_space,
+    get_task,
+    make_env,
+    make_expert,
+    observation_to_columns,
+)
+
+EPISODE_FEATURE_COLUMNS = (
+    "text_observations",
+    "image_observations",
+    "discrete_observations",
+    "continuous_observations",
+    "discrete_actions",
+    "continuous_actions",
+    "rewards",
+)
+DEFAULT_TASKS = list(TASKS)
+
+
+# ---------------------------------------------------------------------------- rollouts
+def run_episode(env, policy, seed: int, record: bool = True, on_step=None) -> dict[str, Any]:
+    """Play one episode; returns its SPEC columns (when `record`), return, length and success."""
+    observation, info = env.reset(seed=seed)
+    policy.reset(env)
+    columns: dict[str, list] = {}
+    total, steps, success = 0.0, 0, False
+    while True:
+        action = policy(observation)
+        if record:
+            for column, value in observation_to_columns(observation, env.observation_space).items():
+                columns.setdefault(column, []).append(value)
+            column, value = action_to_column(action, env.action_space)
+            columns.setdefault(column, []).append(value)
+        if on_step is not None:
+            on_step(env, observation)
+        observation, reward, terminated, truncated, info = env.step(action)
+        columns.setdefault("rewards", []).append(float(reward))
+        total += float(reward)
+        steps += 1
+        success = success or bool(info.get("success", False))
+        if terminated or truncated:
+            break
+    if "success" not in info and env.spec is not None and env.spec.id.startswith("BabyAI"):
+        success = total > 0  # BabyAI: a positive reward is only given on success
+    return {"columns": columns, "return": total, "length": steps, "success": success,
+            "has_success": "success" in info or env.spec.id.startswith("BabyAI")}
+
+
+def measure_policy(spec: TaskSpec, policy_name: str, episodes: int, seed: int, cache_dir: str,
+                   expert_steps: int | None = None, record: bool = False, on_step=None,
+                   progress: bool = True) -> tuple[list[dict], dict[str, Any]]:
+    """Run `episodes` episodes of the expert or the random policy; returns the episodes and their statistics."""
+    env = make_env(spec, seed=seed)
+    policy = make_expert(spec, env, cache_dir, expert_steps) if policy_name == "expert" else RandomPolicy(env, seed)
+    results = []
+    bar = tqdm(range(episodes), desc=f"{spec.name} ({policy_name})", disable=not progress, leave=False)
+    for index in bar:
+        results.append(run_episode(env, policy, seed=seed + index, record=record, on_step=on_step))
+    env.close()
+    returns = np.array([r["return"] for r in results])
+    stats = {
+        "episodes": episodes,
+        "seed": seed,
+        "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()),
+        "mean_length": float(np.mean([r["length"] for r in results])),
+        "success_rate": float(np.mean([r["success"] for r in results])) if results[0]["has_success"] else None,
+    }
+    return results, stats
+
+
+# ---------------------------------------------------------------------------- captions and VQA
+def describe_babyai_view(env) -> dict[str, Any]:
+    """Objects in the agent's 7x7 view, read from the level's own symbolic observation."""
+    from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT
+
+    grid = env.unwrapped.gen_obs()["image"]  # (7, 7, 3): object, colour, state
+    objects = []
+    for obj, color in zip(grid[..., 0].reshape(-1), grid[..., 1].reshape(-1)):
+        name = IDX_TO_OBJECT[int(obj)]
+        if name in ("door", "key", "ball", "box", "goal", "lava"):
+            objects.append((IDX_TO_COLOR[int(color)], name))
+    return {"objects": sorted(objects), "walls": int((grid[..., 0] == 2).sum())}
+
+
+NUMBER_WORDS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+
+
+def babyai_caption(objects: list[tuple[str, str]]) -> str:
+    if not objects:
+        return "an empty room with nothing but the floor and walls in view"
+    counts = Counter(objects)
+    parts = [f"{NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else n} {color} {name}{'s' if n > 1 else ''}"
+             for (color, name), n in sorted(counts.items())]
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"a room with {listed} in view"
+
+
+def babyai_questions(objects: list[tuple[str, str]], rng: np.random.Generator) -> list[tuple[str, str]]:
+    """Question/answer pairs whose answers follow from the objects in view."""
+    questions = [("how many objects are in view?", NUMBER_WORDS[min(len(objects), 10)])]
+    kinds = Counter(name for _, name in objects)
+    for name in ("ball", "key", "box", "door"):
+        questions.append((f"how many {name}s are in view?", NUMBER_WORDS[min(kinds.get(name, 0), 10)]))
+    for name, n in kinds.items():
+        if n == 1:
+            color = next(c for c, k in objects if k == name)
+            questions.append((f"what color is the {name}?", color))
+    order = rng.permutation(len(questions))
+    return [questions[i] for i in order[:2]]
+
+
+# ---------------------------------------------------------------------------- text
+def text_corpus(max_paragraphs: int | None = None, min_characters: int = 200) -> list[str]:
+    """Paragraphs of Python's documentation shipped with the interpreter (the language reference topics)."""
+    from pydoc_data.topics import topics
+
+    paragraphs, current = [], ""
+    for name in sorted(topics):
+        for block in topics[name].split("\n\n"):
+            block = block.strip()
+            if not block:
+                continue
+            current = f"{current}\n\n{block}" if current else block
+            if len(current) >= min_characters:
+                paragraphs.append(current)
+                current = ""
+                if max_paragraphs is not None and len(paragraphs) >= max_paragraphs:
+                    return paragraphs
+    return paragraphs
+
+
+# ---------------------------------------------------------------------------- writing
+def _episode_features(rows: list[dict]):
+    """Arrow features for episode rows: images as PNG `Image` sequences, numbers as float32 / int64 lists."""
+    from datasets import Features, Image, List, Value
+
+    columns = {key for row in rows for key in row}
+    features = {"task": Value("string")}
+    if "text_observations" in columns:
+        features["text_observations"] = List(Value("string"))
+    if "image_observations" in columns:
+        features["image_observations"] = List(Image())
+    if "discrete_observations" in columns:
+        features["discrete_observations"] = List(List(Value("int64")))
+    if "continuous_observations" in columns:
+        features["continuous_observations"] = List(List(Value("float32")))
+    if "discrete_actions" in columns:
+        sample = next(r["discrete_actions"][0] for r in rows if "discrete_actions" in r)
+        features["discrete_actions"] = List(List(Value("int64")) if isinstance(sample, list) else Value("int64"))
+    if "continuous_actions" in columns:
+        features["continuous_actions"] = List(List(Value("float32")))
+    features["rewards"] = List(Value("float32"))
+    return Features(features)
+
+
+def _to_rows(results: list[dict], task: str) -> list[dict]:
+    rows = []
+    for result in results:
+        row = {"task": task}
+        for column, values in result["columns"].items():
+            if column in ("discrete_observations", "continuous_observations", "continuous_actions"):
+                row[column] = [np.asarray(v).tolist() for v in values]
+            else:
+                row[column] = values
+        rows.append(row)
+    return rows
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("gymnasium", "minigrid", "metaworld", "mujoco", "stable-baselines3", "torch", "transformers",
+                 "datasets"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def collect(
+    output_dir: str,
+    tasks: list[str] | None = None,
+    episodes: int = 20,
+    score_episodes: int = 10,
+    seed: int = 0,
+    text_paragraphs: int = 2000,
+    captions_per_task: int = 200,
+    cache_dir: str | None = None,
+    expert_steps: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Collect everything into `output_dir` atomically; returns the manifest."""
+    from datasets import Dataset, Features, Image, Value
+
+    tasks = DEFAULT_TASKS if not tasks else tasks
+    specs = [get_task(name) for name in tasks]
+    if os.path.exists(output_dir) and not overwrite:
+        raise FileExistsError(f"{output_dir} exists; pass --overwrite to replace it.")
+    cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "modeling_gato", "experts")
+    partial = f"{os.path.abspath(output_dir).rstrip(os.sep)}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(os.path.join(partial, "episodes"))
+    rng = np.random.default_rng(seed)
+    manifest: dict[str, Any] = {"format": "modeling_gato/episodes-v1", "seed": seed, "tasks": {},
+                                "versions": package_versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    scores: dict[str, Any] = {}
+    captions, vqa = [], []
+    try:
+        for spec in tqdm(specs, desc="tasks", disable=not progress):
+            capture = []
+
+            def on_step(env, observation, spec=spec, capture=capture):
+                if spec.domain == "babyai" and len(capture) < captions_per_task and rng.random() < 0.3:
+                    capture.append((np.asarray(observation["image"]).copy(), describe_babyai_view(env)))
+
+            results, expert_stats = measure_policy(
+                spec, "expert", episodes, seed, cache_dir, expert_steps, record=True, on_step=on_step,
+                progress=progress,
+            )
+            random_seed = seed + 1_000_000
+            _, random_stats = measure_policy(spec, "random", score_episodes, random_seed, cache_dir, progress=progress)
+            if expert_stats["mean_return"] <= random_stats["mean_return"]:
+                raise RuntimeError(
+                    f"task {spec.name}: the expert's mean return {expert_stats['mean_return']:.3f} is not above the "
+                    f"random policy's {random_stats['mean_return']:.3f}; an expert-normalized score would be undefined."
+                )
+            rows = _to_rows(results, spec.name)
+            Dataset.from_list(rows, features=_episode_features(rows)).save_to_disk(
+                os.path.join(partial, "episodes", spec.name)
+            )
+            env = make_env(spec)
+            scores[spec.name] = {"domain": spec.domain, "expert": expert_stats, "random": random_stats,
+                                 "expert_policy": spec.expert}
+            manifest["tasks"][spec.name] = {
+                "domain": spec.domain,
+                "env_id": spec.env_id,
+                "make_kwargs": spec.make_kwargs,
+                "expert": spec.expert,
+                "episodes": len(rows),
+                "steps": int(sum(r["length"] for r in results)),
+                "observation_columns": sorted(k for k in rows[0] if k.endswith("_observations")),
+                "action_space": describe_action_space(env.action_space),
+            }
+            env.close()
+            for image, view in capture:
+                captions.append({"image": image, "text": babyai_caption(view["objects"]), "task": spec.name})
+                for question, answer in babyai_questions(view["objects"], rng):
+                    vqa.append({"image": image, "question": question, "answer": answer, "task": spec.name})
+
+        paragraphs = text_corpus(text_paragraphs)
+        Dataset.from_dict({"text": paragraphs}).save_to_disk(os.path.join(partial, "text"))
+        manifest["text"] = {"rows": len(paragraphs), "source": "pydoc_data.topics (Python's language reference)"}
+        if captions:
+            image_features = {"image": Image(), "task": Value("string")}
+            Dataset.from_list(captions, features=Features({**image_features, "text": Value("string")})).save_to_disk(
+                os.path.join(partial, "captions")
+            )
+            Dataset.from_list(
+                vqa, features=Features({**image_features, "question": Value("string"), "answer": Value("string")})
+            ).save_to_disk(os.path.join(partial, "vqa"))
+        manifest["captions"] = {"rows": len(captions)}
+        manifest["vqa"] = {"rows": len(vqa)}
+        manifest["scores"] = scores
+        with open(os.path.join(partial, "scores.json"), "w") as f:
+            json.dump(scores, f, indent=2)
+        with open(os.path.join(partial, "manifest.json"), "w") as f:
+            json.dump(manifest, f, indent=2)
+        if os.path.exists(output_dir):
+            old = f"{os.path.abspath(output_dir).rstrip(os.sep)}.old-{os.getpid()}"
+            os.replace(output_dir, old)
+            os.replace(partial, output_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(partial, output_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return manifest
+
+
+def score_table(scores: dict[str, Any]) -> str:
+    lines = ["| task | domain | expert return | random return | expert success | random success | episodes |",
+             "|---|---|---|---|---|---|---|"]
+    for task, entry in scores.items():
+        e, r = entry["expert"], entry["random"]
+
+        def rate(stats):
+            return "n/a" if stats["success_rate"] is None else f"{stats['success_rate']:.0%}"
+
+        lines.append(f"| {task} | {entry['domain']} | {e['mean_return']:.3f} | {r['mean_return']:.3f} | {rate(e)} | "
+                     f"{rate(r)} | {e['episodes']} / {r['episodes']} |")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output-dir", required=True, help="directory to write (created atomically)")
+    parser.add_argument("--tasks", nargs="*", default=None, help=f"tasks to collect (default: all of {DEFAULT_TASKS})")
+    parser.add_argument("--episodes", type=int, default=20, help="expert episodes per task")
+    parser.add_argument("--score-episodes", type=int, default=10, help="random-policy episodes per task for the scores")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--text-paragraphs", type=int, default=2000)
+    parser.add_argument("--captions-per-task", type=int, default=200, help="BabyAI views captioned per task")
+    parser.add_argument("--cache-dir", default=None, help="where trained experts are cached (default ~/.cache/modeling_gato)")
+    parser.add_argument("--expert-steps", type=int, default=None,
+                        help="training steps of the stable-baselines3 experts (default: per task)")
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+    manifest = collect(
+        args.output_dir, args.tasks, args.episodes, args.score_episodes, args.seed, args.text_paragraphs,
+        args.captions_per_task, args.cache_dir, args.expert_steps, args.overwrite,
+    )
+    print(score_table(manifest["scores"]))
+    print(f"wrote {args.output_dir}: {sum(t['episodes'] for t in manifest['tasks'].values())} episodes, "
+          f"{manifest['text']['rows']} text rows, {manifest['captions']['rows']} captions, {manifest['vqa']['rows']} VQA")
+    return 0

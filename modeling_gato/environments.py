@@ -1,0 +1,275 @@
+"""Tasks, their environments and experts, and the mapping between gymnasium spaces and Gato's columns.
+
+Every task is a real environment with a real expert:
+
+| domain | tasks | observation -> columns | expert |
+|---|---|---|---|
+| babyai | GoToRedBallGrey, GoToLocal, PickupLoc | 56x56 RGB agent view (`image_observations`, 16 patches after padding to 64x64), mission (`text_observations`), direction (`discrete_observations`) | `minigrid.utils.baby_ai_bot.BabyAIBot` |
+| metaworld | reach-v3, push-v3, pick-place-v3 | 39 floats (`continuous_observations`) | `metaworld.policies.Sawyer<Name>V3Policy` |
+| mujoco | InvertedPendulum-v5 | 4 floats | PPO trained here by stable-baselines3, cached on disk |
+| classic | CartPole-v1 | 4 floats | PPO trained here by stable-baselines3, cached on disk |
+
+BabyAI token budget (measured with the shipped tokenizer): 16 patches + ~6 mission tokens + 1 direction
++ separator + 1 action = ~25 tokens a step, so ~40 steps fit in 1024 tokens; the 7x7x3 symbolic grid would
+cost 147 discrete tokens a step (6 steps in the window). We chose the rendered view.
+
+The space mapping is general: a `Dict` observation is taken in the lexicographic order of its keys;
+uint8 `Box` of rank 3 -> image, other `Box` -> continuous, `Discrete` / `MultiDiscrete` -> discrete,
+`Text` (and BabyAI's mission space) -> text. Continuous actions are stored mapped from the Box bounds to
+[-1, 1] (SPEC section 2), discrete actions as their index.
+
+This module imports gymnasium and the environment packages lazily: it is not part of the remote code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: how to build its environment and its expert."""
+
+    name: str
+    domain: str
+    env_id: str
+    expert: str  # "babyai_bot", "metaworld_policy", "sb3_sac", "sb3_ppo"
+    make_kwargs: dict = field(default_factory=dict)
+    expert_training_steps: int = 0  # for experts trained here
+
+
+TASKS: dict[str, TaskSpec] = {
+    spec.name: spec
+    for spec in [
+        TaskSpec("BabyAI-GoToRedBallGrey-v0", "babyai", "BabyAI-GoToRedBallGrey-v0", "babyai_bot"),
+        TaskSpec("BabyAI-GoToLocal-v0", "babyai", "BabyAI-GoToLocal-v0", "babyai_bot"),
+        TaskSpec("BabyAI-PickupLoc-v0", "babyai", "BabyAI-PickupLoc-v0", "babyai_bot"),
+        TaskSpec("metaworld-reach-v3", "metaworld", "Meta-World/MT1", "metaworld_policy", {"env_name": "reach-v3"}),
+        TaskSpec("metaworld-push-v3", "metaworld", "Meta-World/MT1", "metaworld_policy", {"env_name": "push-v3"}),
+        TaskSpec(
+            "metaworld-pick-place-v3", "metaworld", "Meta-World/MT1", "metaworld_policy", {"env_name": "pick-place-v3"}
+        ),
+        TaskSpec("InvertedPendulum-v5", "mujoco", "InvertedPendulum-v5", "sb3_ppo", expert_training_steps=60000),
+        TaskSpec("CartPole-v1", "classic", "CartPole-v1", "sb3_ppo", expert_training_steps=40000),
+    ]
+}
+DOMAINS = sorted({spec.domain for spec in TASKS.values()})
+BABYAI_TILE_SIZE = 8  # 7x7 view of 8-pixel tiles = 56x56 pixels
+
+
+def get_task(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}.")
+    return TASKS[name]
+
+
+def make_env(task: str | TaskSpec, seed: int | None = None, render_mode: str | None = None):
+    """The gymnasium environment of a task, with the wrappers its observations need."""
+    import gymnasium as gym
+
+    spec = get_task(task) if isinstance(task, str) else task
+    if spec.domain == "babyai":
+        import minigrid  # noqa: F401  (registers the BabyAI environments)
+        from minigrid.wrappers import RGBImgPartialObsWrapper
+
+        return RGBImgPartialObsWrapper(gym.make(spec.env_id, render_mode=render_mode), tile_size=BABYAI_TILE_SIZE)
+    if spec.domain == "metaworld":
+        import metaworld  # noqa: F401  (registers Meta-World/MT1)
+
+        # Meta-World 3.1.1 ignores reset(seed=...): the seed given here fixes its set of 50 goals.
+        return gym.make(spec.env_id, seed=0 if seed is None else seed, render_mode=render_mode, **spec.make_kwargs)
+    return gym.make(spec.env_id, render_mode=render_mode, **spec.make_kwargs)
+
+
+# ---------------------------------------------------------------------------- spaces <-> columns
+def _space_name(space: Any) -> str:
+    return type(space).__name__
+
+
+def column_of_space(space: Any, key: str = "observation") -> str:
+    """Which SPEC column a (leaf) observation space goes to."""
+    name = _space_name(space)
+    if name in ("Discrete", "MultiDiscrete", "MultiBinary"):
+        return "discrete_observations"
+    if name == "Text" or name.endswith("MissionSpace"):  # BabyAI uses BabyAIMissionSpace
+        return "text_observations"
+    if name == "Box":
+        if np.dtype(space.dtype) == np.uint8 and len(space.shape) == 3:
+            return "image_observations"
+        return "continuous_observations"
+    raise ValueError(f"observation space {key!r} of type {name} is not supported: expected Box, Discrete, "
+                     "MultiDiscrete, MultiBinary, Text or a Dict of those.")
+
+
+def observation_to_columns(observation: Any, space: Any) -> dict[str, Any]:
+    """A gymnasium observation as SPEC observation columns (one timestep).
+
+    Dict observations are walked in the lexicographic order of their keys; several keys that map to the same
+    column are concatenated (numbers), joined (text) or refused (two images).
+    """
+    leaves: list[tuple[str, Any, Any]] = []
+
+    def walk(value, sub_space, key):
+        if _space_name(sub_space) == "Dict":
+            for child in sorted(sub_space.spaces):
+                walk(value[child], sub_space.spaces[child], f"{key}.{child}" if key else child)
+        else:
+            leaves.append((key or "observation", value, sub_space))
+
+    walk(observation, space, "")
+    columns: dict[str, Any] = {}
+    for key, value, sub_space in leaves:
+        column = column_of_space(sub_space, key)
+        if column == "image_observations":
+            if column in columns:
+                raise ValueError(f"observation {key!r}: only one image per timestep is supported.")
+            columns[column] = np.asarray(value, dtype=np.uint8)
+        elif column == "text_observations":
+            columns[column] = f"{columns[column]} {value}" if column in columns else str(value)
+        elif column == "discrete_observations":
+            start = np.asarray(getattr(sub_space, "start", 0)).reshape(-1)
+            values = (np.asarray(value).reshape(-1) - start).astype(np.int64)
+            columns[column] = np.concatenate([columns[column], values]) if column in columns else values
+        else:
+            values = np.asarray(value, dtype=np.float32).reshape(-1)
+            columns[column] = np.concatenate([columns[column], values]) if column in columns else values
+    return columns
+
+
+def action_to_column(action: Any, space: Any) -> tuple[str, Any]:
+    """An environment action as (column, stored value): Box -> bounds mapped to [-1, 1] (clipped)."""
+    name = _space_name(space)
+    if name == "Discrete":
+        return "discrete_actions", int(action) - int(space.start)
+    if name == "MultiDiscrete":
+        return "discrete_actions", (np.asarray(action).reshape(-1) - np.asarray(space.start).reshape(-1)).tolist()
+    if name == "Box":
+        low, high = np.asarray(space.low, np.float64).reshape(-1), np.asarray(space.high, np.float64).reshape(-1)
+        values = np.asarray(action, np.float64).reshape(-1)
+        bounded = np.isfinite(low) & np.isfinite(high)
+        scaled = np.where(bounded, 2 * (values - low) / np.where(bounded, high - low, 1.0) - 1, values)
+        return "continuous_actions", np.clip(scaled, -1.0, 1.0).astype(np.float32)
+    raise ValueError(f"action space of type {name} is not supported: expected Discrete, MultiDiscrete or Box.")
+
+
+def column_to_action(value: Any, space: Any) -> Any:
+    """The inverse of `action_to_column`: a stored action back into an environment action."""
+    name = _space_name(space)
+    if name == "Discrete":
+        return int(value) + int(space.start)
+    if name == "MultiDiscrete":
+        return np.asarray(value, np.int64).reshape(space.shape) + np.asarray(space.start)
+    low, high = np.asarray(space.low, np.float64).reshape(-1), np.asarray(space.high, np.float64).reshape(-1)
+    values = np.asarray(value, np.float64).reshape(-1)
+    bounded = np.isfinite(low) & np.isfinite(high)
+    return np.where(bounded, low + (values + 1) / 2 * (high - low), values).reshape(space.shape).astype(space.dtype)
+
+
+def describe_action_space(space: Any) -> dict[str, Any]:
+    """A JSON description of an action space (stored with the data so actions can be decoded later)."""
+    name = _space_name(space)
+    if name == "Discrete":
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if name == "MultiDiscrete":
+        return {"type": "MultiDiscrete", "nvec": np.asarray(space.nvec).tolist()}
+    return {"type": "Box", "shape": list(space.shape), "low": np.asarray(space.low).tolist(),
+            "high": np.asarray(space.high).tolist()}
+
+
+# ---------------------------------------------------------------------------- experts
+class RandomPolicy:
+    """Uniform random actions from the action space, seeded."""
+
+    def __init__(self, env, seed: int):
+        self.space = env.action_space
+        self.space.seed(seed)
+
+    def reset(self, env) -> None:
+        pass
+
+    def __call__(self, observation) -> Any:
+        return self.space.sample()
+
+
+class BabyAIExpert:
+    """The BabyAI bot that ships with minigrid; rebuilt at every reset (it plans on the current level)."""
+
+    def __init__(self, env):
+        self.bot = None
+
+    def reset(self, env) -> None:
+        from minigrid.utils.baby_ai_bot import BabyAIBot
+
+        self.bot = BabyAIBot(env.unwrapped)
+
+    def __call__(self, observation) -> int:
+        return int(self.bot.replan())
+
+
+class MetaWorldExpert:
+    """The scripted Sawyer policy that ships with metaworld for this task."""
+
+    def __init__(self, env, env_name: str):
+        from metaworld import policies
+
+        camel = "".join(part.capitalize() for part in re.split(r"[-_]", env_name.removesuffix("-v3")))
+        self.policy = getattr(policies, f"Sawyer{camel}V3Policy")()
+
+    def reset(self, env) -> None:
+        pass
+
+    def __call__(self, observation) -> np.ndarray:
+        return self.policy.get_action(observation)
+
+
+class StableBaselinesExpert:
+    """A stable-baselines3 policy trained here for the task (deterministic actions)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def reset(self, env) -> None:
+        pass
+
+    def __call__(self, observation) -> Any:
+        action, _ = self.model.predict(observation, deterministic=True)
+        return action
+
+
+def train_or_load_sb3_expert(spec: TaskSpec, cache_dir: str, steps: int | None = None, seed: int = 0):
+    """Train the task's stable-baselines3 expert once and cache it under `cache_dir` (never downloaded)."""
+    import torch
+    from stable_baselines3 import PPO, SAC
+
+    algorithm = {"sb3_sac": SAC, "sb3_ppo": PPO}[spec.expert]
+    steps = spec.expert_training_steps if steps is None else steps
+    path = os.path.join(cache_dir, f"{spec.name}-{spec.expert}-{steps}.zip")
+    if os.path.exists(path):
+        return algorithm.load(path, device="cpu")
+    env = make_env(spec, seed=seed)
+    kwargs = {"learning_starts": 500} if algorithm is SAC else {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small MLPs: one thread is faster and leaves the other core free
+    try:
+        model = algorithm("MlpPolicy", env, seed=seed, verbose=0, device="cpu", **kwargs)
+        model.learn(total_timesteps=steps)
+    finally:
+        torch.set_num_threads(threads)
+    os.makedirs(cache_dir, exist_ok=True)
+    partial = path + f".tmp-{os.getpid()}"
+    model.save(partial)
+    os.replace(partial + ".zip" if os.path.exists(partial + ".zip") else partial, path)
+    return model
+
+
+def make_expert(spec: TaskSpec, env, cache_dir: str, expert_steps: int | None = None):
+    if spec.expert == "babyai_bot":
+        return BabyAIExpert(env)
+    if spec.expert == "metaworld_policy":
+        return MetaWorldExpert(env, spec.make_kwargs["env_name"])
+    return StableBaselinesExpert(train_or_load_sb3_expert(spec, cache_dir, expert_steps))

@@ -1,0 +1,303 @@
+"""The sequence builder: episodes, text, captions and VQA rows -> training samples of exactly the context length.
+
+Paper section 2.3 / appendix: training samples are 1024-token subsequences of episodes, in time order;
+in 25% of them a prompt from another episode of the same task is prepended, half of those taken from
+the end of that episode (goal conditioning) and half from a uniformly chosen place. Domains are mixed
+with per-dataset sample weights.
+
+Our choices, where the paper is silent:
+- Samples hold whole timesteps: a window starts at a timestep boundary and stops before the first
+  timestep that does not fit. A single timestep longer than the context is cut at the context length.
+- The prompt is whole timesteps of at most `prompt_tokens` tokens (a quarter of the context by default);
+  its tokens are not loss targets (they condition, like a demonstration at deployment).
+- Text, caption and VQA rows are packed one after another (each ends with EOS) until the context is
+  full; a text row longer than the context is cut into context-sized chunks.
+- Samples shorter than the context (a short episode) are padded: `attention_mask` is 0 there.
+
+Works from map-style `datasets` (random access, memory-mapped Arrow: memory does not grow with the data)
+and from iterable / streaming datasets (a bounded shuffle buffer of episodes per task).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .processing_gato import GatoProcessor
+
+TOKEN_KEYS = ("input_ids", "patch_mask", "local_positions", "action_mask", "loss_mask")
+
+
+@dataclass
+class Source:
+    """One task's (or text kind's) rows, with its sampling weight."""
+
+    name: str
+    dataset: Any  # a datasets.Dataset (map-style) or an iterable of rows
+    weight: float = 1.0
+    kind: str = "episodes"  # "episodes" or "text" (text, captions and VQA rows are packed)
+
+
+def _slice_sample(sample: Mapping[str, np.ndarray], start: int, end: int) -> dict[str, np.ndarray]:
+    """Tokens [start, end) of a tokenized sample, with the patches that fall inside."""
+    first_patch = int(sample["patch_mask"][:start].sum())
+    num_patches = int(sample["patch_mask"][start:end].sum())
+    out = {key: sample[key][start:end] for key in TOKEN_KEYS}
+    out["patches"] = sample["patches"][first_patch : first_patch + num_patches]
+    out["patch_intervals"] = sample["patch_intervals"][first_patch : first_patch + num_patches]
+    return out
+
+
+def _concatenate(parts: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    out = {key: np.concatenate([p[key] for p in parts]) for key in TOKEN_KEYS}
+    out["patches"] = np.concatenate([p["patches"] for p in parts])
+    out["patch_intervals"] = np.concatenate([p["patch_intervals"] for p in parts])
+    return out
+
+
+class GatoSequenceBuilder(torch.utils.data.IterableDataset):
+    """An endless stream of context-length samples mixed over sources by weight.
+
+    Each yielded sample is a dict of numpy arrays: `input_ids`, `attention_mask`, `patch_mask`,
+    `local_positions`, `action_mask`, `loss_mask` (all `(context_length,)`), `patches` `(n, 3, p, p)`,
+    `patch_intervals` `(n, 4)`, plus `task` (the source name) and `prompted` (whether a prompt was prepended).
+    Feed them to `GatoDataCollator` (they are already tokenized).
+
+    Args:
+        processor: the `GatoProcessor` that tokenizes rows.
+        sources: `Source`s, or a mapping name -> dataset (weight 1, episodes) .
+        context_length: tokens per sample (the model's 1024 by default).
+        prompt_probability: fraction of episode samples that get a prompt from another episode (0.25).
+        prompt_tokens: token budget of a prompt (default a quarter of the context).
+        seed: base seed; each dataloader worker and each `set_epoch` gets its own stream.
+        shuffle_buffer: episodes kept per task when a source is iterable (streaming).
+    """
+
+    def __init__(
+        self,
+        processor: GatoProcessor,
+        sources: list[Source] | Mapping[str, Any],
+        context_length: int = 1024,
+        prompt_probability: float = 0.25,
+        prompt_tokens: int | None = None,
+        seed: int = 0,
+        shuffle_buffer: int = 64,
+    ):
+        super().__init__()
+        if isinstance(sources, Mapping):
+            sources = [Source(name, dataset) for name, dataset in sources.items()]
+        if not sources:
+            raise ValueError("sources: expected at least one source of rows.")
+        weights = np.array([s.weight for s in sources], dtype=np.float64)
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(f"source weights must be >= 0 with a positive sum, got {weights.tolist()}.")
+        if not 0.0 <= prompt_probability <= 1.0:
+            raise ValueError(f"prompt_probability={prompt_probability} is invalid: expected a probability.")
+        if context_length < 2:
+            raise ValueError(f"context_length={context_length} is invalid: expected at least 2 tokens.")
+        self.processor = processor
+        self.sources = list(sources)
+        self.probabilities = weights / weights.sum()
+        self.context_length = context_length
+        self.prompt_probability = prompt_probability
+        self.prompt_tokens = context_length // 4 if prompt_tokens is None else prompt_tokens
+        self.seed = seed
+        self.epoch = 0
+        self.shuffle_buffer = shuffle_buffer
+        self._task_layout: dict[str, tuple[tuple[str, ...], int]] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    # ------------------------------------------------------------------ rows
+    def _row_reader(self, source: Source, rng: np.random.Generator):
+        """A function returning `(episode index, row)` drawn at random from the source.
+
+        Map-style datasets are read by random index (Arrow is memory-mapped: nothing is loaded up front).
+        Iterable (streaming) sources go through a shuffle buffer of `shuffle_buffer` rows, restarted when exhausted.
+        """
+        dataset = source.dataset
+        if hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__"):
+            if len(dataset) == 0:
+                raise ValueError(f"source {source.name!r} is empty.")
+
+            def read_random():
+                index = int(rng.integers(len(dataset)))
+                return index, dataset[index]
+
+            return read_random
+
+        buffer: list[tuple[int, Any]] = []
+        state = {"iterator": iter(enumerate(dataset))}
+
+        def next_row():
+            try:
+                return next(state["iterator"])
+            except StopIteration:
+                state["iterator"] = iter(enumerate(dataset))
+                try:
+                    return next(state["iterator"])
+                except StopIteration:
+                    raise ValueError(f"source {source.name!r} is empty.") from None
+
+        def read_buffered():
+            while len(buffer) < self.shuffle_buffer:
+                buffer.append(next_row())
+            index = int(rng.integers(len(buffer)))
+            row, buffer[index] = buffer[index], next_row()
+            return row
+
+        return read_buffered
+
+    def _tokenize(self, indexed_row: tuple[int, Mapping[str, Any]], source: Source) -> dict[str, np.ndarray]:
+        index, row = indexed_row
+        task = row.get("task") or source.name if isinstance(row, Mapping) else source.name
+        try:
+            sample = self.processor.tokenize_sample(row, index)
+        except ValueError as error:
+            raise ValueError(f"task {task!r}: {error}") from None
+        if source.kind == "episodes":
+            self._check_consistency(task, index, row, sample)
+        return sample
+
+    def _check_consistency(self, task: str, index: int, row: Mapping[str, Any], sample: dict) -> None:
+        """Every episode of a task has the same columns and the same number of action tokens a step."""
+        columns = tuple(sorted(k for k, v in row.items() if k.endswith(("_observations", "_actions")) and v is not None))
+        starts = sample["timestep_starts"]
+        per_step = np.add.reduceat(sample["action_mask"].astype(np.int64), starts)
+        if len(set(per_step.tolist())) > 1:
+            step = int(np.flatnonzero(per_step != per_step[0])[0])
+            raise ValueError(
+                f"task {task!r}: episode {index}, step {step} has {per_step[step]} action tokens, "
+                f"expected {per_step[0]} like step 0 (the action length must not change within a task)."
+            )
+        known = self._task_layout.setdefault(task, (columns, int(per_step[0])))
+        if known[0] != columns:
+            raise ValueError(f"task {task!r}: episode {index} has columns {list(columns)}, expected {list(known[0])}.")
+        if known[1] != int(per_step[0]):
+            raise ValueError(
+                f"task {task!r}: episode {index} has {per_step[0]} action tokens a step, expected {known[1]} "
+                "(the action length must not change within a task)."
+            )
+
+    # ------------------------------------------------------------------ episodes
+    def _window(self, episode: Mapping[str, np.ndarray], budget: int, start_step: int) -> dict[str, np.ndarray]:
+        """Whole timesteps from `start_step` on that fit in `budget` tokens (at least part of one)."""
+        starts = episode["timestep_starts"]
+        ends = np.append(starts[1:], len(episode["input_ids"]))
+        begin = int(starts[start_step])
+        fits = np.flatnonzero(ends[start_step:] - begin <= budget)
+        end = int(ends[start_step + fits[-1]]) if len(fits) else begin + budget  # cut one oversized timestep
+        return _slice_sample(episode, begin, end)
+
+    def _episode_sample(self, source: Source, read, rng: np.random.Generator) -> tuple[dict, bool]:
+        episode_index, row = read()
+        episode = self._tokenize((episode_index, row), source)
+        parts, budget, prompted = [], self.context_length, False
+        if rng.random() < self.prompt_probability:
+            prompted = True
+            other = read()
+            for _ in range(8):  # another episode of the same task, when the task has more than one
+                if other[0] != episode_index:
+                    break
+                other = read()
+            prompt_episode = self._tokenize(other, source)
+            prompt = self._prompt(prompt_episode, rng)
+            prompt["loss_mask"] = np.zeros_like(prompt["loss_mask"])
+            parts.append(prompt)
+            budget -= len(prompt["input_ids"])
+        # Uniform over the starting timesteps that leave the window full (the first one if none does).
+        remaining = len(episode["input_ids"]) - episode["timestep_starts"]
+        full = np.flatnonzero(remaining >= budget)
+        start_step = int(rng.integers(int(full[-1]) + 1)) if len(full) else 0
+        parts.append(self._window(episode, budget, start_step))
+        return _concatenate(parts), prompted
+
+    def _prompt(self, episode: Mapping[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Half of the prompts are the end of the episode (goal conditioning), half start at a uniform timestep."""
+        starts = episode["timestep_starts"]
+        total = len(episode["input_ids"])
+        if rng.random() < 0.5:
+            # the last whole timesteps that fit in the prompt budget
+            fits = np.flatnonzero(total - starts <= self.prompt_tokens)
+            first = int(fits[0]) if len(fits) else len(starts) - 1
+            return self._window(episode, self.prompt_tokens, first)
+        return self._window(episode, self.prompt_tokens, int(rng.integers(len(starts))))
+
+    # ------------------------------------------------------------------ text, captions, VQA
+    def _packed_sample(self, source: Source, read) -> dict[str, np.ndarray]:
+        parts, used = [], 0
+        while used < self.context_length:
+            sample = self._tokenize(read(), source)
+            length = len(sample["input_ids"])
+            if length == 0:
+                continue
+            take = min(length, self.context_length - used)
+            if take < length and parts and sample["patch_mask"].any():
+                break  # do not cut an image-text row in the middle: pad instead
+            parts.append(_slice_sample(sample, 0, take))
+            used += take
+        return _concatenate(parts)
+
+    # ------------------------------------------------------------------ the stream
+    def _pad(self, sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        length = len(sample["input_ids"])
+        pad = self.context_length - length
+        sample["attention_mask"] = np.concatenate([np.ones(length, np.int64), np.zeros(pad, np.int64)])
+        if pad:
+            fills = {"input_ids": self.processor.pad_token_id, "local_positions": -1}
+            for key in TOKEN_KEYS:
+                sample[key] = np.concatenate([sample[key], np.full(pad, fills.get(key, 0), sample[key].dtype)])
+        return sample
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker = torch.utils.data.get_worker_info()
+        worker_id = worker.id if worker is not None else 0
+        rank = int(os.environ.get("RANK", 0))
+        rng = np.random.default_rng([self.seed, self.epoch, rank, worker_id])
+        readers = [self._row_reader(source, rng) for source in self.sources]
+        while True:
+            index = int(rng.choice(len(self.sources), p=self.probabilities))
+            source = self.sources[index]
+            if source.kind == "episodes":
+                sample, prompted = self._episode_sample(source, readers[index], rng)
+            else:
+                sample, prompted = self._packed_sample(source, readers[index]), False
+            sample = self._pad(sample)
+            sample["task"] = source.name
+            sample["prompted"] = prompted
+            yield sample
+
+
+def sources_from_directory(path: str, weights: Mapping[str, float] | None = None,
+                           streaming: bool = False) -> list[Source]:
+    """Sources for everything `collect` wrote in `path`: one per task, plus text, captions and VQA.
+
+    `weights` maps a task name, a domain (e.g. "metaworld") or "text"/"captions"/"vqa" to a sampling weight
+    (default 1 for each source). With `streaming=True` each dataset is read as an `IterableDataset`.
+    """
+    import json
+
+    from datasets import load_from_disk
+
+    weights = dict(weights or {})
+    with open(os.path.join(path, "manifest.json")) as f:
+        manifest = json.load(f)
+
+    def load(sub):
+        dataset = load_from_disk(os.path.join(path, sub))
+        return dataset.to_iterable_dataset() if streaming else dataset
+
+    sources = []
+    for task, info in manifest["tasks"].items():
+        weight = weights.get(task, weights.get(info["domain"], 1.0))
+        sources.append(Source(task, load(os.path.join("episodes", task)), weight, "episodes"))
+    for kind in ("text", "captions", "vqa"):
+        if os.path.isdir(os.path.join(path, kind)) and weights.get(kind, 1.0) > 0:
+            sources.append(Source(kind, load(kind), weights.get(kind, 1.0), "text"))
+    return sources
