@@ -119,6 +119,12 @@ def describe_babyai_view(env) -> dict[str, Any]:
     return {"objects": sorted(objects), "walls": int((grid[..., 0] == 2).sum())}
 
 
+def plural(name: str, count: int = 2) -> str:
+    if count == 1:
+        return name
+    return name + ("es" if name.endswith(("x", "s")) else "s")
+
+
 NUMBER_WORDS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 
 
@@ -126,7 +132,7 @@ def babyai_caption(objects: list[tuple[str, str]]) -> str:
     if not objects:
         return "an empty room with nothing but the floor and walls in view"
     counts = Counter(objects)
-    parts = [f"{NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else n} {color} {name}{'s' if n > 1 else ''}"
+    parts = [f"{NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else n} {color} {plural(name, n)}"
              for (color, name), n in sorted(counts.items())]
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     return f"a room with {listed} in view"
@@ -137,7 +143,7 @@ def babyai_questions(objects: list[tuple[str, str]], rng: np.random.Generator) -
     questions = [("how many objects are in view?", NUMBER_WORDS[min(len(objects), 10)])]
     kinds = Counter(name for _, name in objects)
     for name in ("ball", "key", "box", "door"):
-        questions.append((f"how many {name}s are in view?", NUMBER_WORDS[min(kinds.get(name, 0), 10)]))
+        questions.append((f"how many {plural(name)} are in view?", NUMBER_WORDS[min(kinds.get(name, 0), 10)]))
     for name, n in kinds.items():
         if n == 1:
             color = next(c for c, k in objects if k == name)

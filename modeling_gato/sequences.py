@@ -53,6 +53,20 @@ def _slice_sample(sample: Mapping[str, np.ndarray], start: int, end: int) -> dic
     return out
 
 
+def _uniform_full_start(episode: Mapping[str, np.ndarray], budget: int, rng: np.random.Generator) -> int:
+    """A starting timestep drawn uniformly among those whose window is as full as whole timesteps allow.
+
+    A start qualifies when the tokens left from it reach `budget - longest timestep + 1`: the window then stops
+    because the next timestep would not fit, not because the episode ended. Short episodes start at 0.
+    """
+    starts = episode["timestep_starts"]
+    total = len(episode["input_ids"])
+    longest = int(np.diff(np.append(starts, total)).max())
+    remaining = total - starts
+    full = np.flatnonzero(remaining >= max(budget - longest + 1, 1))
+    return int(rng.integers(int(full[-1]) + 1)) if len(full) else 0
+
+
 def _concatenate(parts: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
     out = {key: np.concatenate([p[key] for p in parts]) for key in TOKEN_KEYS}
     out["patches"] = np.concatenate([p["patches"] for p in parts])
@@ -211,12 +225,9 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
             prompt["loss_mask"] = np.zeros_like(prompt["loss_mask"])
             parts.append(prompt)
             budget -= len(prompt["input_ids"])
-        # Uniform over the starting timesteps that leave the window full (the first one if none does).
-        remaining = len(episode["input_ids"]) - episode["timestep_starts"]
-        full = np.flatnonzero(remaining >= budget)
-        start_step = int(rng.integers(int(full[-1]) + 1)) if len(full) else 0
-        parts.append(self._window(episode, budget, start_step))
+        parts.append(self._window(episode, budget, _uniform_full_start(episode, budget, rng)))
         return _concatenate(parts), prompted
+
 
     def _prompt(self, episode: Mapping[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Half of the prompts are the end of the episode (goal conditioning), half start at a uniform timestep."""
@@ -227,7 +238,7 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
             fits = np.flatnonzero(total - starts <= self.prompt_tokens)
             first = int(fits[0]) if len(fits) else len(starts) - 1
             return self._window(episode, self.prompt_tokens, first)
-        return self._window(episode, self.prompt_tokens, int(rng.integers(len(starts))))
+        return self._window(episode, self.prompt_tokens, _uniform_full_start(episode, self.prompt_tokens, rng))
 
     # ------------------------------------------------------------------ text, captions, VQA
     def _packed_sample(self, source: Source, read) -> dict[str, np.ndarray]:

@@ -1,0 +1,154 @@
+"""`python -m modeling_gato collect` on real environments with their real experts (small counts)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("minigrid")
+pytest.importorskip("metaworld")
+pytest.importorskip("stable_baselines3")
+
+from datasets import load_from_disk  # noqa: E402
+
+from modeling_gato import GatoProcessor  # noqa: E402
+from modeling_gato.collect import babyai_caption, babyai_questions, collect  # noqa: E402
+from modeling_gato.environments import TASKS, action_to_column, column_to_action, observation_to_columns  # noqa: E402
+
+EPISODES = 3
+
+
+@pytest.fixture(scope="session")
+def collected(tmp_path_factory):
+    root = tmp_path_factory.mktemp("collect")
+    cache = os.environ.get("GATO_EXPERT_CACHE", str(root / "experts"))
+    output = root / "data"
+    result = subprocess.run(
+        [sys.executable, "-m", "modeling_gato", "collect", "--output-dir", str(output), "--episodes", str(EPISODES),
+         "--score-episodes", "3", "--text-paragraphs", "40", "--captions-per-task", "8", "--cache-dir", cache],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return output, result.stdout
+
+
+def test_every_source_is_written_with_consistent_columns(collected):
+    output, _ = collected
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert set(manifest["tasks"]) == set(TASKS)
+    assert {t["domain"] for t in manifest["tasks"].values()} == {"babyai", "metaworld", "mujoco", "classic"}
+    processor = GatoProcessor()
+    for task, info in manifest["tasks"].items():
+        dataset = load_from_disk(str(output / "episodes" / task))
+        assert len(dataset) == EPISODES == info["episodes"]
+        for row in dataset:
+            assert row["task"] == task
+            columns = [c for c in row if c.endswith(("_observations", "_actions")) and row[c] is not None]
+            lengths = {len(row[c]) for c in columns} | {len(row["rewards"])}
+            assert len(lengths) == 1, (task, {c: len(row[c]) for c in columns})
+            if info["domain"] == "babyai":
+                assert np.asarray(row["image_observations"][0]).shape == (56, 56, 3)
+                assert isinstance(row["text_observations"][0], str) and row["text_observations"][0]
+                assert all(0 <= a < 7 for a in row["discrete_actions"])
+            if info["domain"] == "metaworld":
+                assert np.asarray(row["continuous_observations"]).shape[1] == 39
+                actions = np.asarray(row["continuous_actions"])
+                assert actions.shape[1] == 4 and np.abs(actions).max() <= 1.0
+            processor.tokenize_episode(row)  # every episode tokenizes
+    assert len(load_from_disk(str(output / "text"))) == 40
+    captions = load_from_disk(str(output / "captions"))
+    assert len(captions) > 0 and captions[0]["text"].startswith("a room with")
+    vqa = load_from_disk(str(output / "vqa"))
+    assert {"image", "question", "answer"} <= set(vqa.column_names)
+
+
+def test_experts_succeed_and_beat_random(collected):
+    output, stdout = collected
+    scores = json.loads((output / "scores.json").read_text())
+    assert "| task | domain | expert return |" in stdout
+    for task, entry in scores.items():
+        expert, random = entry["expert"], entry["random"]
+        assert expert["mean_return"] > random["mean_return"], task
+        if entry["domain"] in ("babyai", "metaworld"):
+            assert expert["success_rate"] >= 0.9, (task, expert)
+    assert scores["CartPole-v1"]["expert"]["mean_return"] >= 475  # PPO trained here reaches the cap
+    assert scores["InvertedPendulum-v5"]["expert"]["mean_return"] >= 900
+
+
+def test_interrupted_collect_leaves_nothing(tmp_path, monkeypatch):
+    from modeling_gato import collect as collect_module
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(collect_module, "text_corpus", fail)
+    target = tmp_path / "data"
+    with pytest.raises(KeyboardInterrupt):
+        collect(str(target), tasks=["BabyAI-GoToRedBallGrey-v0"], episodes=1, score_episodes=1, progress=False)
+    assert not target.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("data")]
+
+
+def test_existing_output_is_not_overwritten_by_accident(tmp_path):
+    target = tmp_path / "data"
+    target.mkdir()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        collect(str(target), tasks=["CartPole-v1"], episodes=1, progress=False)
+
+
+def test_space_mapping_for_dict_box_and_discrete_spaces():
+    gymnasium = pytest.importorskip("gymnasium")
+    spaces = gymnasium.spaces
+    space = spaces.Dict({
+        "z_camera": spaces.Box(0, 255, (16, 16, 3), np.uint8),
+        "b_joints": spaces.Box(-1, 1, (2,), np.float32),
+        "a_velocity": spaces.Box(-np.inf, np.inf, (1,), np.float32),
+        "mode": spaces.Discrete(3, start=1),
+        "goal": spaces.Text(20),
+    })
+    observation = {"z_camera": np.zeros((16, 16, 3), np.uint8), "b_joints": np.array([0.5, -0.5], np.float32),
+                   "a_velocity": np.array([3.0], np.float32), "mode": 2, "goal": "open the door"}
+    columns = observation_to_columns(observation, space)
+    np.testing.assert_allclose(columns["continuous_observations"], [3.0, 0.5, -0.5])  # keys in order: a_, b_
+    assert columns["discrete_observations"].tolist() == [1]  # Discrete(start=1): value - start
+    assert columns["text_observations"] == "open the door" and columns["image_observations"].shape == (16, 16, 3)
+    box = spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 4.0], np.float32))
+    column, stored = action_to_column(np.array([1.0, 1.0]), box)
+    assert column == "continuous_actions"
+    np.testing.assert_allclose(stored, [0.5, -0.5])
+    np.testing.assert_allclose(column_to_action(stored, box), [1.0, 1.0])
+    assert action_to_column(5, spaces.Discrete(7)) == ("discrete_actions", 5)
+
+
+def test_captions_and_questions_are_grounded_in_the_objects():
+    objects = [("blue", "key"), ("red", "ball"), ("red", "ball")]
+    assert babyai_caption(objects) == "a room with one blue key and two red balls in view"
+    assert babyai_caption([]).startswith("an empty room")
+    pairs = dict(babyai_questions(objects, np.random.default_rng(0)))
+    truth = {"how many objects are in view?": "three", "how many balls are in view?": "two",
+             "how many keys are in view?": "one", "how many boxes are in view?": "no",
+             "how many doors are in view?": "no", "what color is the key?": "blue"}
+    assert pairs and all(truth[q] == a for q, a in pairs.items())
+
+
+def test_the_builder_reads_the_collected_directory(collected):
+    from modeling_gato import GatoDataCollator
+    from modeling_gato.sequences import GatoSequenceBuilder, sources_from_directory
+
+    output, _ = collected
+    processor = GatoProcessor()
+    for streaming in (False, True):
+        sources = sources_from_directory(str(output), weights={"metaworld": 2.0}, streaming=streaming)
+        names = {s.name for s in sources}
+        assert names == set(TASKS) | {"text", "captions", "vqa"}
+        assert all(s.weight == 2.0 for s in sources if s.name.startswith("metaworld"))
+        builder = GatoSequenceBuilder(processor, sources, context_length=1024, seed=0)
+        samples = [s for _, s in zip(range(60), builder)]
+        assert all(len(s["input_ids"]) == 1024 for s in samples)
+        seen = {s["task"] for s in samples}
+        assert len(seen) >= 8
+        batch = GatoDataCollator(processor)(samples[:8])
+        assert batch["input_ids"].shape[0] == 8

@@ -1,0 +1,127 @@
+"""The sequence builder: exact layouts, the paper's prompt conditioning, task mixtures, packing, streaming."""
+
+import itertools
+import re
+
+import numpy as np
+import pytest
+from datasets import Dataset, IterableDataset
+
+from modeling_gato import GatoDataCollator
+from modeling_gato.sequences import GatoSequenceBuilder, Source
+
+
+def numbered_episodes(task_id: int, count: int = 6, steps: int = 10) -> list[dict]:
+    """Episodes whose discrete observation at step t of episode e is [task, e, t]: the ids say where they came from."""
+    return [
+        {
+            "discrete_observations": [[task_id, e, t] for t in range(steps)],
+            "discrete_actions": [(e + t) % 7 for t in range(steps)],
+            "task": f"task{task_id}",
+        }
+        for e in range(count)
+    ]
+
+
+def take(builder, n):
+    return list(itertools.islice(iter(builder), n))
+
+
+def test_a_hand_checkable_sample(processor):
+    # each timestep: 3 observation tokens, separator, 1 action = 5 tokens; 17 tokens of context -> 3 whole steps
+    builder = GatoSequenceBuilder(processor, {"t": Dataset.from_list(numbered_episodes(1, count=1))},
+                                  context_length=17, prompt_probability=0.0, seed=0)
+    for sample in take(builder, 20):
+        assert len(sample["input_ids"]) == 17
+        real = sample["input_ids"][:15].reshape(3, 5)
+        first_step = int(real[0, 2])
+        for row, t in zip(real, range(first_step, first_step + 3)):
+            assert row.tolist() == [1, 0, t, 33024, t % 7]
+        assert sample["local_positions"].tolist() == [0, 1, 2, -1, -1] * 3 + [-1, -1]
+        assert sample["loss_mask"].astype(int).tolist() == [0, 0, 0, 0, 1] * 3 + [0, 0]
+        assert sample["attention_mask"].tolist() == [1] * 15 + [0, 0]
+        assert sample["input_ids"][15:].tolist() == [processor.pad_token_id] * 2
+        assert 0 <= first_step <= 7  # any start that leaves 3 whole steps
+    starts = {int(s["input_ids"][2]) for s in take(builder, 200)}
+    assert starts == set(range(8))  # uniform over all full windows
+
+
+def test_prompt_conditioning_fraction_and_kinds(processor):
+    builder = GatoSequenceBuilder(processor, {"t": Dataset.from_list(numbered_episodes(1, count=6))},
+                                  context_length=40, prompt_probability=0.25, prompt_tokens=10, seed=1)
+    samples = take(builder, 4000)
+    prompted = [s for s in samples if s["prompted"]]
+    assert abs(len(prompted) / len(samples) - 0.25) < 0.025
+    from_end = 0
+    for sample in prompted:
+        ids = sample["input_ids"]
+        # prompt: 2 whole timesteps (10 tokens) of another episode, no loss on them
+        prompt_episode, prompt_steps = int(ids[1]), [int(ids[2]), int(ids[7])]
+        main_episode = int(ids[11])
+        assert prompt_episode != main_episode
+        assert prompt_steps[1] == prompt_steps[0] + 1
+        assert sample["loss_mask"][:10].sum() == 0 and sample["loss_mask"][10:].sum() == 6
+        from_end += prompt_steps[1] == 9
+    # half from the episode's end, half uniform (a uniform start also ends there 1 time in 10)
+    assert abs(from_end / len(prompted) - (0.5 + 0.5 * 1 / 10)) < 0.06
+
+
+def test_task_mixture_follows_the_weights(processor):
+    sources = [
+        Source("a", Dataset.from_list(numbered_episodes(1)), weight=3.0),
+        Source("b", Dataset.from_list(numbered_episodes(2)), weight=1.0),
+        Source("c", Dataset.from_list(numbered_episodes(3)), weight=0.0),
+    ]
+    samples = take(GatoSequenceBuilder(processor, sources, context_length=20, seed=2), 4000)
+    counts = {name: sum(s["task"] == name for s in samples) for name in "abc"}
+    assert abs(counts["a"] / 4000 - 0.75) < 0.025 and counts["c"] == 0
+    assert all(int(s["input_ids"][0]) == {"a": 1, "b": 2}[s["task"]] or s["prompted"] for s in samples)
+
+
+def test_text_rows_are_packed_to_the_context(processor):
+    rows = [{"text": f"paragraph number {i} about functions and classes."} for i in range(50)]
+    builder = GatoSequenceBuilder(processor, [Source("text", Dataset.from_list(rows), kind="text")],
+                                  context_length=64, seed=0)
+    for sample in take(builder, 10):
+        assert sample["attention_mask"].sum() == 64  # text fills the whole window
+        assert sample["loss_mask"].all() and (sample["local_positions"] == -1).all()
+        assert (sample["input_ids"] == processor.tokenizer.eos_token_id).sum() >= 2  # several rows, each ends with EOS
+
+
+def test_streaming_sources_work_and_cover_the_data(processor):
+    episodes = numbered_episodes(1, count=20)
+    stream = IterableDataset.from_generator(lambda: iter(episodes))
+    builder = GatoSequenceBuilder(processor, {"t": stream}, context_length=15, prompt_probability=0.0,
+                                  shuffle_buffer=4, seed=3)
+    seen = {int(s["input_ids"][1]) for s in take(builder, 400)}
+    assert seen == set(range(20))
+
+
+def test_builder_samples_go_through_the_collator(processor):
+    builder = GatoSequenceBuilder(processor, {"t": Dataset.from_list(numbered_episodes(1))}, context_length=32, seed=0)
+    batch = GatoDataCollator(processor, padding="max_length", max_length=32)(take(builder, 4))
+    assert batch["input_ids"].shape == (4, 32)
+    assert (batch["labels"][batch["loss_mask"]] == batch["input_ids"][batch["loss_mask"]]).all()
+    assert (batch["labels"][~batch["loss_mask"]] == -100).all()
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"discrete_observations": [[0], [1]], "continuous_actions": [[0.1, 0.2], [0.3]]}, "step 1 has 1 action tokens"),
+        ({"discrete_observations": [[0], [1]], "continuous_actions": [[0.1], [0.2]]}, r"\d action tokens a step, expected \d"),
+        ({"discrete_observations": [[0], [1]], "discrete_actions": [0, 1]}, "has columns"),
+        ({"continuous_observations": [[0.0], [float("nan")]], "continuous_actions": [[0.1, 0.2]] * 2}, "step 1"),
+    ],
+)
+def test_bad_data_names_the_task_episode_and_step(processor, bad, message):
+    good = {"continuous_observations": [[0.0], [1.0]], "continuous_actions": [[0.1, 0.2], [0.3, 0.4]]}
+    if "discrete_observations" in bad:
+        good = {"discrete_observations": [[0], [1]], "continuous_actions": [[0.1, 0.2], [0.3, 0.4]]}
+    rows = [good, bad]
+    columns = sorted({k for r in rows for k in r})
+    dataset = Dataset.from_list([{c: r.get(c) for c in columns} for r in rows])
+    builder = GatoSequenceBuilder(processor, {"robot": dataset}, context_length=64, prompt_probability=0.0, seed=0)
+    with pytest.raises(ValueError, match=message) as error:
+        take(builder, 50)
+    assert "task 'robot'" in str(error.value) and re.search(r"episode [01]", str(error.value))
