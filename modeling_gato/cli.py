@@ -6,7 +6,6 @@ import argparse
 import sys
 
 NOT_YET = {
-    "train": "issue 4 (training with Trainer + accelerate)",
     "evaluate": "issue 5 (acting and evaluation)",
     "act": "issue 5 (acting and evaluation)",
 }
@@ -45,8 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .collect import add_arguments as add_collect_arguments
 
     add_collect_arguments(collect)
-    train = commands.add_parser("train", help="train or fine-tune with transformers.Trainer (not yet built)")
-    train.add_argument("--output-dir", required=False)
+    train = commands.add_parser(
+        "train",
+        help="train or fine-tune with transformers.Trainer (accelerate launch for several processes)",
+        description="Train Gato on directories written by `collect` with the paper's optimizer and schedule; "
+        "checkpoints, --resume, per-task held-out loss, loss curve PNG and a Hub-ready output directory.",
+    )
+    from .train import add_arguments as add_train_arguments
+
+    add_train_arguments(train)
     evaluate = commands.add_parser("evaluate", help="evaluate a model in environments (not yet built)")
     evaluate.add_argument("--model", required=False)
     act = commands.add_parser("act", help="run a model as an agent in one environment (not yet built)")
@@ -60,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         from .collect import main as collect_main
 
         return collect_main(args)
+    if args.command == "train":
+        from .train import main as train_main
+
+        return train_main(args)
     if args.command == "demo":
         from .demo import run_demo
 

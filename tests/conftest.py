@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from gato_testing import make_episode, tiny_config
@@ -24,3 +28,26 @@ def model(config) -> GatoForCausalModeling:
 @pytest.fixture
 def episode() -> dict:
     return make_episode()
+
+
+COLLECT_EPISODES = 3
+
+
+@pytest.fixture(scope="session")
+def collected(tmp_path_factory):
+    """A small real collection (every task, 3 expert episodes each), made once per test session.
+
+    Set GATO_EXPERT_CACHE to reuse trained stable-baselines3 experts between sessions."""
+    for package in ("minigrid", "metaworld", "stable_baselines3"):
+        pytest.importorskip(package)
+    root = tmp_path_factory.mktemp("collect")
+    cache = os.environ.get("GATO_EXPERT_CACHE", str(root / "experts"))
+    output = root / "data"
+    result = subprocess.run(
+        [sys.executable, "-m", "modeling_gato", "collect", "--output-dir", str(output), "--episodes",
+         str(COLLECT_EPISODES), "--score-episodes", "3", "--text-paragraphs", "40", "--captions-per-task", "8",
+         "--cache-dir", cache],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return output, result.stdout

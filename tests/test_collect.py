@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,21 +16,7 @@ from modeling_gato import GatoProcessor  # noqa: E402
 from modeling_gato.collect import babyai_caption, babyai_questions, collect  # noqa: E402
 from modeling_gato.environments import TASKS, action_to_column, column_to_action, observation_to_columns  # noqa: E402
 
-EPISODES = 3
-
-
-@pytest.fixture(scope="session")
-def collected(tmp_path_factory):
-    root = tmp_path_factory.mktemp("collect")
-    cache = os.environ.get("GATO_EXPERT_CACHE", str(root / "experts"))
-    output = root / "data"
-    result = subprocess.run(
-        [sys.executable, "-m", "modeling_gato", "collect", "--output-dir", str(output), "--episodes", str(EPISODES),
-         "--score-episodes", "3", "--text-paragraphs", "40", "--captions-per-task", "8", "--cache-dir", cache],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return output, result.stdout
+from conftest import COLLECT_EPISODES as EPISODES  # noqa: E402
 
 
 def test_every_source_is_written_with_consistent_columns(collected):

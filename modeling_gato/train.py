@@ -1,0 +1,476 @@
+"""`python -m modeling_gato train`: train or fine-tune Gato with `transformers.Trainer` (and `accelerate`).
+
+Defaults follow the paper (section 4 / appendix): AdamW (beta1 0.9, beta2 0.95, eps 1e-8), weight decay 0.1,
+gradient clipping 1.0 (our choice), learning rate warmed up linearly from 1e-7 to the peak and then
+cosine-decayed to a tenth of it; the number of steps, the batch and the model size are the user's.
+
+Data: one or more directories written by `collect`, mixed by per-task / per-domain weights through the
+sequence builder; the last `--eval-episodes` episodes of every task are held out and give a per-task
+evaluation loss (`eval_<task>_loss`).
+
+Distributed: run the same command under `accelerate launch` (DDP; `--fsdp "full_shard auto_wrap"` for large
+models) or `torchrun`. On CPU: `accelerate launch --multi_gpu --num_processes 2 -m modeling_gato train ...`
+(`--cpu` starts one process only).
+
+The output directory is Hub-ready: weights, processor, remote code, a model card (README.md) with the data,
+steps and measured losses, `loss_curve.png`, `training_config.json`. Checkpoints (`checkpoint-<step>`) hold the
+optimizer, scheduler and RNG states; `--resume` continues from the latest complete one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from .collator import GatoDataCollator
+from .configuration_gato import GatoConfig
+from .modeling_gato import GatoForCausalModeling
+from .processing_gato import GatoProcessor
+from .sequences import GatoSequenceBuilder, Source, _slice_sample
+
+CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "model.safetensors")
+TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, head_dim=32, intermediate_size=512)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; every field is also a command-line flag (`--field-name`)."""
+
+    data: list[str] = field(default_factory=list)
+    output_dir: str = "outputs/train"
+    weights: dict[str, float] = field(default_factory=dict)
+    variant: str = "small"  # tiny | small | baseline | large
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None  # a saved model directory to fine-tune
+    context_length: int = 1024
+    max_steps: int = 1000
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-4
+    initial_learning_rate: float = 1e-7
+    final_learning_rate_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 1.0
+    prompt_probability: float = 0.25
+    eval_episodes: int = 2
+    eval_samples_per_task: int = 16
+    eval_steps: int = 200
+    save_steps: int = 200
+    save_total_limit: int | None = 3
+    logging_steps: int = 10
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    fsdp: str = ""
+    seed: int = 0
+    resume: bool = False
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+
+    @classmethod
+    def from_file(cls, path: str) -> dict[str, Any]:
+        with open(path) as f:
+            if path.endswith((".yaml", ".yml")):
+                import yaml
+
+                values = yaml.safe_load(f) or {}
+            else:
+                values = json.load(f)
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown training settings {sorted(unknown)}.")
+        return values
+
+
+# ---------------------------------------------------------------------------- learning rate
+def paper_schedule(optimizer, warmup_steps: int, total_steps: int, peak: float, initial: float, final_ratio: float):
+    """Linear warm-up from `initial` to `peak`, then cosine decay to `final_ratio * peak` at `total_steps`."""
+
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (initial + (peak - initial) * step / warmup_steps) / peak
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class GatoTrainer(Trainer):
+    """Trainer with the paper's learning-rate schedule."""
+
+    def __init__(self, *args, gato_config: TrainConfig, **kwargs):
+        self.gato_config = gato_config
+        super().__init__(*args, **kwargs)
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.lr_scheduler is None:
+            c = self.gato_config
+            self.lr_scheduler = paper_schedule(
+                optimizer if optimizer is not None else self.optimizer,
+                c.warmup_steps, num_training_steps, c.learning_rate, c.initial_learning_rate,
+                c.final_learning_rate_ratio,
+            )
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+
+# ---------------------------------------------------------------------------- data
+def split_sources(data_dirs: list[str], weights: dict[str, float], eval_episodes: int):
+    """Training sources (all but the last `eval_episodes` episodes of each task) and held-out episodes per task."""
+    from datasets import load_from_disk
+
+    train, held_out, manifests = [], {}, {}
+    for directory in data_dirs:
+        with open(os.path.join(directory, "manifest.json")) as f:
+            manifest = json.load(f)
+        manifests[directory] = manifest
+        for task, info in manifest["tasks"].items():
+            dataset = load_from_disk(os.path.join(directory, "episodes", task))
+            keep = len(dataset) - eval_episodes if len(dataset) > eval_episodes else len(dataset)
+            weight = weights.get(task, weights.get(info["domain"], 1.0))
+            if weight > 0:
+                train.append(Source(task, dataset.select(range(keep)), weight, "episodes"))
+            if keep < len(dataset):
+                held_out[task] = dataset.select(range(keep, len(dataset)))
+        for kind in ("text", "captions", "vqa"):
+            path = os.path.join(directory, kind)
+            if os.path.isdir(path) and weights.get(kind, 1.0) > 0:
+                dataset = load_from_disk(path)
+                keep = max(1, len(dataset) - max(1, len(dataset) // 20))  # 5% held out
+                train.append(Source(kind, dataset.select(range(keep)), weights.get(kind, 1.0), "text"))
+                if keep < len(dataset):
+                    held_out[kind] = dataset.select(range(keep, len(dataset)))
+    if not train:
+        raise ValueError(f"no training data in {data_dirs}: expected directories written by `collect`.")
+    return train, held_out, manifests
+
+
+def evaluation_samples(processor: GatoProcessor, rows, context_length: int, is_episode: bool) -> list[dict]:
+    """Deterministic held-out samples: consecutive whole-timestep windows of each episode (no prompt), or
+    text/caption/VQA rows packed in order."""
+    samples = []
+    if is_episode:
+        for index, row in enumerate(rows):
+            episode = processor.tokenize_sample(row, index)
+            starts, total = episode["timestep_starts"], len(episode["input_ids"])
+            ends = np.append(starts[1:], total)
+            begin = 0
+            while begin < len(starts):
+                fits = np.flatnonzero(ends[begin:] - starts[begin] <= context_length)
+                last = begin + (int(fits[-1]) if len(fits) else 0)
+                end_token = int(ends[last]) if len(fits) else int(starts[begin]) + context_length
+                samples.append(_slice_sample(episode, int(starts[begin]), end_token))
+                begin = last + 1
+    else:
+        current, used = [], 0
+        for index, row in enumerate(rows):
+            sample = processor.tokenize_sample(row, index)
+            length = min(len(sample["input_ids"]), context_length)
+            if used + length > context_length and current:
+                samples.append(_merge(current))
+                current, used = [], 0
+            current.append(_slice_sample(sample, 0, length))
+            used += length
+        if current:
+            samples.append(_merge(current))
+    return samples
+
+
+def _merge(parts):
+    from .sequences import _concatenate
+
+    return _concatenate(parts)
+
+
+# ---------------------------------------------------------------------------- callbacks and reports
+class LossCurveCallback(TrainerCallback):
+    """Keeps the logged losses and writes `loss_curve.png` and `losses.json` into the output directory."""
+
+    def __init__(self, output_dir: str):
+        self.output_dir = output_dir
+        self.history: list[dict[str, float]] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            self.history.append({"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}})
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.history = [h for h in state.log_history if "step" in h]
+            write_loss_curve(self.history, self.output_dir)
+
+
+def write_loss_curve(history: list[dict[str, float]], output_dir: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(output_dir, exist_ok=True)
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    if train:
+        axis.plot(*zip(*train), label="train loss", linewidth=2)
+    eval_keys = sorted({k for h in history for k in h if k.startswith("eval_") and k.endswith("_loss")})
+    colors = plt.get_cmap("tab20")
+    for index, key in enumerate(eval_keys):
+        points = [(h["step"], h[key]) for h in history if key in h]
+        axis.plot(*zip(*points), marker="o", linestyle="--", color=colors(index % 20),
+                  label=key.removeprefix("eval_").removesuffix("_loss"))
+    axis.set_xlabel("step")
+    axis.set_ylabel("cross-entropy (text and action tokens)")
+    axis.set_title("Gato training")
+    axis.grid(alpha=0.3)
+    if train or eval_keys:
+        axis.legend(fontsize=7, ncol=2)
+    path = os.path.join(output_dir, "loss_curve.png")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    with open(os.path.join(output_dir, "losses.json"), "w") as f:
+        json.dump(history, f, indent=1)
+    return path
+
+
+def model_card(config: TrainConfig, model_config: GatoConfig, manifests: dict, history: list[dict], steps: int,
+               parameters: int) -> str:
+    train_losses = [h["loss"] for h in history if "loss" in h]
+    last_eval = {}
+    for h in history:
+        for key, value in h.items():
+            if key.startswith("eval_") and key.endswith("_loss") and key != "eval_loss":
+                last_eval[key.removeprefix("eval_").removesuffix("_loss")] = value
+    lines = [
+        "---",
+        "library_name: transformers",
+        "tags: [gato, generalist-agent, reinforcement-learning, imitation-learning, multimodal]",
+        "pipeline_tag: text-generation",
+        "---",
+        "",
+        "# Gato (modeling_gato)",
+        "",
+        "A generalist agent after Reed et al., *A Generalist Agent* (2022), trained with "
+        "`python -m modeling_gato train` (modeling_gato). Load it with "
+        "`AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)` and "
+        "`AutoProcessor.from_pretrained(path, trust_remote_code=True)`.",
+        "",
+        "## Model",
+        "",
+        f"- {parameters / 1e6:.1f}M parameters: {model_config.num_hidden_layers} layers, width {model_config.hidden_size}, "
+        f"{model_config.num_attention_heads} heads of {model_config.head_dim}, FFN {model_config.intermediate_size}, "
+        f"context {model_config.max_position_embeddings}.",
+        "",
+        "## Training data",
+        "",
+        "| task | domain | episodes | steps | expert return | random return |",
+        "|---|---|---|---|---|---|",
+    ]
+    for manifest in manifests.values():
+        for task, info in manifest["tasks"].items():
+            score = manifest.get("scores", {}).get(task, {})
+            expert = score.get("expert", {}).get("mean_return")
+            random = score.get("random", {}).get("mean_return")
+            fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
+            lines.append(f"| {task} | {info['domain']} | {info['episodes']} | {info['steps']} | {fmt(expert)} | {fmt(random)} |")
+        for kind in ("text", "captions", "vqa"):
+            if kind in manifest:
+                lines.append(f"| {kind} | vision/language | {manifest[kind]['rows']} rows | | | |")
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"- {steps} optimizer steps, batch {config.batch_size} x {config.gradient_accumulation_steps} accumulation "
+        f"sequences of {config.context_length} tokens, AdamW ({config.adam_beta1}, {config.adam_beta2}, eps "
+        f"{config.adam_epsilon}), weight decay {config.weight_decay}, clip {config.max_grad_norm}, learning rate "
+        f"{config.initial_learning_rate:g} -> {config.learning_rate:g} over {config.warmup_steps} steps then cosine "
+        f"to {config.learning_rate * config.final_learning_rate_ratio:g}; prompt probability {config.prompt_probability}.",
+        f"- Train loss: first logged {train_losses[0]:.4f}, last logged {train_losses[-1]:.4f}."
+        if train_losses else "- No train loss was logged.",
+        "",
+        "## Held-out loss per task (last evaluation)",
+        "",
+        "| task | loss |",
+        "|---|---|",
+    ]
+    lines += [f"| {task} | {loss:.4f} |" for task, loss in sorted(last_eval.items())] or ["| (none) | |"]
+    lines += ["", "![loss curve](loss_curve.png)", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- the run
+def latest_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest `checkpoint-<step>` that holds every file a resume needs (a killed save leaves a partial one)."""
+    if not os.path.isdir(output_dir):
+        return None
+    candidates = []
+    for name in os.listdir(output_dir):
+        match = re.fullmatch(r"checkpoint-(\d+)", name)
+        path = os.path.join(output_dir, name)
+        if match and all(os.path.exists(os.path.join(path, f)) for f in CHECKPOINT_FILES):
+            if any(f.startswith("rng_state") for f in os.listdir(path)):
+                candidates.append((int(match.group(1)), path))
+    return max(candidates)[1] if candidates else None
+
+
+def build_model(config: TrainConfig) -> GatoForCausalModeling:
+    if config.init_from:
+        return GatoForCausalModeling.from_pretrained(config.init_from)
+    if config.variant == "tiny":
+        model_config = GatoConfig(**{**TINY, "max_position_embeddings": config.context_length, **config.model_overrides})
+    elif config.variant in ("small", "baseline", "large"):
+        model_config = getattr(GatoConfig, config.variant)(**config.model_overrides)
+    else:
+        raise ValueError(f"variant={config.variant!r} is invalid: expected tiny, small, baseline or large.")
+    if model_config.max_position_embeddings < config.context_length:
+        raise ValueError(
+            f"context_length={config.context_length} exceeds the model's max_position_embeddings="
+            f"{model_config.max_position_embeddings}."
+        )
+    return GatoForCausalModeling(model_config)
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run training; returns a summary (steps, losses, output directory)."""
+    if not config.data:
+        raise ValueError("data: pass at least one directory written by `python -m modeling_gato collect`.")
+    torch.manual_seed(config.seed)
+    processor = GatoProcessor.from_pretrained(config.init_from) if config.init_from else GatoProcessor()
+    model = build_model(config)
+    train_sources, held_out, manifests = split_sources(config.data, config.weights, config.eval_episodes)
+    builder = GatoSequenceBuilder(
+        processor, train_sources, context_length=config.context_length,
+        prompt_probability=config.prompt_probability, seed=config.seed,
+    )
+    eval_sets = {}
+    for name, rows in held_out.items():
+        samples = evaluation_samples(processor, rows, config.context_length, name not in ("text", "captions", "vqa"))
+        if len(samples) > config.eval_samples_per_task:  # evenly spaced windows: a fixed, bounded held-out set
+            keep = np.linspace(0, len(samples) - 1, config.eval_samples_per_task).round().astype(int)
+            samples = [samples[i] for i in keep]
+        if samples:
+            eval_sets[name] = samples
+    use_cpu = not torch.cuda.is_available()
+    args = TrainingArguments(**_supported_arguments(
+        output_dir=config.output_dir,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        adam_beta1=config.adam_beta1,
+        adam_beta2=config.adam_beta2,
+        adam_epsilon=config.adam_epsilon,
+        max_grad_norm=config.max_grad_norm,
+        logging_steps=config.logging_steps,
+        eval_strategy="steps" if eval_sets else "no",
+        eval_steps=config.eval_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        bf16=config.bf16,
+        gradient_checkpointing=config.gradient_checkpointing,
+        ddp_find_unused_parameters=True if config.gradient_checkpointing else None,
+        fsdp=config.fsdp,
+        remove_unused_columns=False,
+        report_to=[],
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=use_cpu,
+        dataloader_num_workers=0,
+        push_to_hub=config.push_to_hub,
+        hub_model_id=config.hub_model_id,
+        save_safetensors=True,
+        # Every process draws its own samples from the builder (seeded by rank): nothing to dispatch.
+        accelerator_config={"dispatch_batches": False},
+    ))
+    loss_curve = LossCurveCallback(config.output_dir)
+    trainer = GatoTrainer(
+        model=model,
+        args=args,
+        train_dataset=builder,
+        eval_dataset=eval_sets or None,
+        data_collator=GatoDataCollator(processor, padding="max_length", max_length=config.context_length),
+        processing_class=processor,
+        callbacks=[loss_curve],
+        gato_config=config,
+    )
+    resume = latest_complete_checkpoint(config.output_dir) if config.resume else None
+    if config.resume and resume is None:
+        print(f"--resume: no complete checkpoint in {config.output_dir}; starting from scratch.")
+    result = trainer.train(resume_from_checkpoint=resume)
+    history = [h for h in trainer.state.log_history if "step" in h]
+    if trainer.is_world_process_zero():
+        trainer.save_model(config.output_dir)
+        write_loss_curve(history, config.output_dir)
+        parameters = sum(p.numel() for p in model.parameters())
+        card = model_card(config, model.config, manifests, history, trainer.state.global_step, parameters)
+        with open(os.path.join(config.output_dir, "README.md"), "w") as f:
+            f.write(card)
+        with open(os.path.join(config.output_dir, "training_config.json"), "w") as f:
+            json.dump(asdict(config), f, indent=2)
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    rank = int(os.environ.get("RANK", 0))
+    checksum = float(sum(p.detach().double().sum() for p in model.parameters()))
+    os.makedirs(os.path.join(config.output_dir, "ranks"), exist_ok=True)
+    with open(os.path.join(config.output_dir, "ranks", f"rank{rank}.json"), "w") as f:
+        json.dump({"rank": rank, "world_size": world, "global_step": trainer.state.global_step,
+                   "parameter_checksum": checksum, "train_loss": result.training_loss}, f)
+    if config.push_to_hub and trainer.is_world_process_zero():
+        trainer.push_to_hub()
+    return {"global_step": trainer.state.global_step, "train_loss": result.training_loss, "history": history,
+            "resumed_from": resume, "world_size": world}
+
+
+def _supported_arguments(**kwargs) -> dict[str, Any]:
+    """Drop flags this transformers version no longer has (e.g. `save_safetensors`: always on in 5.x)."""
+    known = {f.name for f in fields(TrainingArguments)}
+    return {k: v for k, v in kwargs.items() if k in known}
+
+
+# ---------------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="a YAML or JSON file of settings (flags given here override it)")
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if f.name == "data":
+            parser.add_argument(flag, nargs="+", default=None, help="directories written by `collect`")
+        elif f.name in ("weights", "model_overrides"):
+            parser.add_argument(flag, type=json.loads, default=None,
+                                help='JSON, e.g. \'{"metaworld": 2, "text": 0.5}\'' if f.name == "weights"
+                                else 'JSON GatoConfig fields, e.g. \'{"num_hidden_layers": 4}\'')
+        elif isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = type(default) if default is not None else str
+            parser.add_argument(flag, type=kind, default=None, help=f"default: {default}")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    values = TrainConfig.from_file(args.config) if getattr(args, "config", None) else {}
+    for f in fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            values[f.name] = value
+    return TrainConfig(**values)
+
+
+def main(args: argparse.Namespace) -> int:
+    summary = train(config_from_args(args))
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
+    return 0

@@ -1,0 +1,114 @@
+"""`python -m modeling_gato train`: Trainer on collected data, 2-process accelerate, kill and resume, outputs."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from modeling_gato.train import paper_schedule
+
+FAST = ["--variant", "tiny", "--context-length", "128", "--batch-size", "2", "--warmup-steps", "2",
+        "--eval-episodes", "1", "--eval-samples-per-task", "4", "--logging-steps", "2"]
+NO_IMAGES = ["--weights", json.dumps({"babyai": 0, "captions": 0, "vqa": 0})]
+
+
+def train_command(data, output, *extra):
+    return [sys.executable, "-m", "modeling_gato", "train", "--data", str(data), "--output-dir", str(output), *FAST, *extra]
+
+
+def run(command, timeout=600):
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_paper_learning_rate_schedule():
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
+    schedule = paper_schedule(optimizer, warmup_steps=10, total_steps=110, peak=1e-4, initial=1e-7, final_ratio=0.1)
+    rates = []
+    for _ in range(111):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates[0] == pytest.approx(1e-7)
+    assert rates[5] == pytest.approx(1e-7 + (1e-4 - 1e-7) * 0.5)
+    assert rates[10] == pytest.approx(1e-4)
+    assert rates[60] == pytest.approx(1e-5 + 0.9e-4 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert rates[110] == pytest.approx(1e-5)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+
+
+def test_training_lowers_the_loss_and_writes_a_hub_ready_directory(collected, tmp_path):
+    data, _ = collected
+    output = tmp_path / "run"
+    summary = run(train_command(data, output, "--max-steps", "36", "--learning-rate", "2e-3", "--eval-steps", "18",
+                                "--save-steps", "100"))
+    assert summary["global_step"] == 36
+    losses = [h["loss"] for h in summary_history(output) if "loss" in h]
+    assert len(losses) >= 10 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5, losses
+    evals = {k for h in summary_history(output) for k in h if k.startswith("eval_") and k.endswith("_loss")}
+    assert {"eval_metaworld-reach-v3_loss", "eval_BabyAI-GoToLocal-v0_loss", "eval_text_loss"} <= evals
+    for name in ("model.safetensors", "config.json", "modeling_gato.py", "processing_gato.py", "processor_config.json",
+                 "tokenizer.json", "README.md", "loss_curve.png", "training_config.json"):
+        assert (output / name).exists(), name
+    card = (output / "README.md").read_text()
+    assert "library_name: transformers" in card and "metaworld-push-v3" in card and "36 optimizer steps" in card
+    with open(output / "loss_curve.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    # the directory loads as remote code in a fresh process
+    check = ("import sys; from transformers import AutoModelForCausalLM, AutoProcessor; "
+             "m = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True); "
+             "p = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True); print(type(m).__name__)")
+    result = subprocess.run([sys.executable, "-c", check, str(output)], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)
+    assert result.returncode == 0 and "GatoForCausalModeling" in result.stdout, result.stderr[-2000:]
+
+
+def summary_history(output):
+    return json.loads((output / "losses.json").read_text())
+
+
+def test_two_process_accelerate_launch_keeps_ranks_in_agreement(collected, tmp_path):
+    data, _ = collected
+    output = tmp_path / "ddp"
+    command = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "modeling_gato", "train",
+               *train_command(data, output, "--max-steps", "4", "--save-steps", "100", "--eval-steps", "100",
+                              *NO_IMAGES)[4:]]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [json.loads((output / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["world_size"] == 2 and r["global_step"] == 4 for r in ranks)
+    assert ranks[0]["parameter_checksum"] == ranks[1]["parameter_checksum"]
+    assert (output / "model.safetensors").exists()
+
+
+def test_killed_run_resumes_to_exactly_the_uninterrupted_weights(collected, tmp_path):
+    data, _ = collected
+    args = ["--max-steps", "12", "--save-steps", "4", "--eval-steps", "100", *NO_IMAGES]
+    run(train_command(data, tmp_path / "straight", *args))
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(train_command(data, interrupted, *args), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (interrupted / "checkpoint-8" / "trainer_state.json").exists():
+        assert process.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (interrupted / "model.safetensors").exists()  # it did not finish
+    summary = run(train_command(data, interrupted, *args, "--resume"))
+    assert summary["global_step"] == 12 and summary["resumed_from"].endswith(("checkpoint-8", "checkpoint-4"))
+    straight = load_file(tmp_path / "straight" / "model.safetensors")
+    resumed = load_file(interrupted / "model.safetensors")
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
