@@ -13,6 +13,7 @@ from .configuration_gato import GatoConfig
 from .image_processing_gato import GatoImageProcessor
 from .modeling_gato import GatoForCausalModeling, GatoModel, GatoPreTrainedModel
 from .processing_gato import GatoDiscretizer, GatoProcessor
+from .pipelines import GatoAgentPipeline, GatoImageToTextPipeline  # registers "gato-agent", "gato-image-to-text"
 
 __version__ = "0.1.0"
 

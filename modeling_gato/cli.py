@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-NOT_YET = {
-    "evaluate": "issue 5 (acting and evaluation)",
-    "act": "issue 5 (acting and evaluation)",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,19 +16,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="the main job: build a model, tokenize an episode, run a forward pass and generate",
-        description="Build a Gato model, tokenize a sample episode (text, image, discrete and continuous values), "
-        "run a forward pass with the masked loss and a short generate(), save a remote-code directory and "
-        "reload it with AutoModel, and print the parameter counts of the paper's three variants.",
+        help="the main job: collect, train one generalist, evaluate it everywhere, write the report",
+        description="Collect expert data from every environment, train one small Gato on all of it (environments, "
+        "text, captions, VQA) within --minutes on this machine, evaluate it on every task and write "
+        "<output-dir>/report.md with tables, plots, captions and text completions, plus a Hub-ready model "
+        "directory. --quick: tiny settings for tests. --core: only the core walk-through (no environments).",
     )
-    demo.add_argument("--output-dir", default="outputs/demo", help="where the model directory is saved")
+    demo.add_argument("--output-dir", default="outputs/demo", help="where data, model, evaluation and report go")
+    demo.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of the whole demo")
+    demo.add_argument("--episodes", type=int, default=40, help="expert episodes collected per task")
+    demo.add_argument("--eval-episodes", type=int, default=5, help="evaluation episodes per task")
+    demo.add_argument("--data", default=None, help="use this `collect` directory instead of collecting")
+    demo.add_argument("--recollect", action="store_true", help="collect again even if <output-dir>/data exists")
+    demo.add_argument("--expert-cache", default=None, help="where trained stable-baselines3 experts are cached")
+    demo.add_argument("--weights", default=None, help='JSON task/domain weights, e.g. \'{"text": 0.5}\'')
+    demo.add_argument("--max-steps", type=int, default=None, help="training steps (default: fit the time budget)")
+    demo.add_argument("--quick", action="store_true", help="tiny settings, a few minutes (for the test suite)")
+    demo.add_argument("--core", action="store_true", help="only the core walk-through: model, processor, generate")
     demo.add_argument(
         "--variant", choices=["tiny", "small", "baseline", "large"], default="tiny",
-        help="model size for the forward pass (tiny: 2 layers, width 128; small/baseline/large: the paper's)",
+        help="--core only: model size for the forward pass",
     )
-    demo.add_argument("--max-new-tokens", type=int, default=8, help="tokens to generate after the text prompt")
+    demo.add_argument("--max-new-tokens", type=int, default=8, help="--core only: tokens to generate")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--quick", action="store_true", help="skip the save/reload step (for tests)")
 
     collect = commands.add_parser(
         "collect",
@@ -53,10 +59,28 @@ def build_parser() -> argparse.ArgumentParser:
     from .train import add_arguments as add_train_arguments
 
     add_train_arguments(train)
-    evaluate = commands.add_parser("evaluate", help="evaluate a model in environments (not yet built)")
-    evaluate.add_argument("--model", required=False)
-    act = commands.add_parser("act", help="run a model as an agent in one environment (not yet built)")
-    act.add_argument("--model", required=False)
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="run a saved model as an agent on every task: returns, success, expert-normalized scores",
+        description="Evaluate a saved model in each task's environment, prompted with a demonstration from the "
+        "collected data; writes a markdown table, JSON and a bar chart.",
+    )
+    from .evaluate import add_arguments as add_evaluate_arguments
+
+    add_evaluate_arguments(evaluate)
+    act = commands.add_parser(
+        "act",
+        help="run a saved model as an agent in one environment and print what happens",
+        description="Play episodes of one task with a saved model (greedy by default), printing each episode's "
+        "return, length and success.",
+    )
+    act.add_argument("--model", required=True, help="a saved model directory (model + processor)")
+    act.add_argument("--task", required=True, help="a task name (see `collect --help`)")
+    act.add_argument("--data", default=None, help="a `collect` directory: its last episode of the task is the prompt")
+    act.add_argument("--episodes", type=int, default=1)
+    act.add_argument("--seed", type=int, default=0)
+    act.add_argument("--temperature", type=float, default=0.0)
+    act.add_argument("--max-episode-steps", type=int, default=None)
     return parser
 
 
@@ -70,16 +94,47 @@ def main(argv: list[str] | None = None) -> int:
         from .train import main as train_main
 
         return train_main(args)
+    if args.command == "evaluate":
+        from .evaluate import main as evaluate_main
+
+        return evaluate_main(args)
+    if args.command == "act":
+        return act_main(args)
     if args.command == "demo":
         from .demo import run_demo
 
         run_demo(args)
         return 0
-    print(
-        f"`{args.command}` is not built yet: it is tracked in {NOT_YET[args.command]}.",
-        file=sys.stderr,
-    )
-    return 2
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def act_main(args: argparse.Namespace) -> int:
+    from .agent import GatoAgent
+    from .environments import make_env
+    from .evaluate import load_model
+
+    model, processor = load_model(args.model)
+    prompt = None
+    if args.data:
+        from datasets import load_from_disk
+
+        rows = load_from_disk(f"{args.data}/episodes/{args.task}")
+        prompt = rows[len(rows) - 1]
+    env = make_env(args.task, seed=args.seed)
+    agent = GatoAgent(model, processor, env.observation_space, env.action_space, prompt=prompt,
+                      temperature=args.temperature, seed=args.seed)
+    for episode in range(args.episodes):
+        observation, _ = env.reset(seed=args.seed + episode)
+        agent.reset(seed=args.seed + episode)
+        total, length, success = 0.0, 0, False
+        while True:
+            observation, reward, terminated, truncated, info = env.step(agent.act(observation))
+            total, length = total + float(reward), length + 1
+            success = success or bool(info.get("success", False))
+            if terminated or truncated or (args.max_episode_steps and length >= args.max_episode_steps):
+                break
+        print(f"episode {episode}: return {total:.3f}, {length} steps, success {success}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -347,6 +347,16 @@ def _pop_output_flags(config: GatoConfig, kwargs: dict[str, Any]) -> tuple[bool,
     return output_attentions, output_hidden_states, return_dict
 
 
+def _masked_labels(labels: torch.Tensor, loss_mask: torch.Tensor | None, attention_mask: torch.Tensor | None):
+    """-100 wherever the loss mask or the attention mask says there is no target."""
+    if loss_mask is not None:
+        _check_shape("loss_mask", loss_mask, labels.shape)
+        labels = labels.masked_fill(~loss_mask.bool(), -100)
+    if attention_mask is not None and attention_mask.dim() == 2 and attention_mask.shape == labels.shape:
+        labels = labels.masked_fill(attention_mask == 0, -100)
+    return labels
+
+
 def _with_cache(output_class: type, cache: Cache | None, **values: Any) -> Any:
     return output_class(**values, **{_OUTPUT_CACHE_FIELD: cache})
 
@@ -520,6 +530,7 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
         local_positions: torch.LongTensor | None = None,
         action_mask: torch.Tensor | None = None,
         loss_mask: torch.Tensor | None = None,
+        target_logits_only: bool = False,
         **kwargs: Unpack[TransformersKwargs],
     ) -> CausalLMOutputWithPast | tuple:
         r"""
@@ -527,6 +538,9 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
             in the loss). When `loss_mask` is also given, positions outside it are ignored too.
         loss_mask (`(batch, seq)` bool, *optional*): targets (text and action tokens). Without `labels`, the loss
             uses `input_ids` at these positions.
+        target_logits_only (`bool`, defaults to `False`): with labels, apply the output layer only at the positions
+            that predict a target (the same loss, far fewer FLOPs when few tokens are targets, as in episodes); `logits`
+            is then `(1, num_targets, vocab)`. Training speed-up used by `modeling_gato train`.
         """
         output_attentions, output_hidden_states, return_dict = _pop_output_flags(self.config, kwargs)
         outputs = self.model(
@@ -547,6 +561,10 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
             **{k: v for k, v in kwargs.items() if k not in ("num_items_in_batch", "shift_labels", "ignore_index")},
         )
         hidden_states = outputs.last_hidden_state
+        if labels is None and loss_mask is not None and input_ids is not None:
+            labels = input_ids
+        if target_logits_only and labels is not None:
+            return self._target_only_loss(hidden_states, labels, loss_mask, attention_mask, outputs, return_dict, kwargs)
         if isinstance(logits_to_keep, int):
             kept = hidden_states[:, -logits_to_keep:, :] if logits_to_keep > 0 else hidden_states
         else:
@@ -554,14 +572,8 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
         logits = self.lm_head(kept)
 
         loss = None
-        if labels is None and loss_mask is not None and input_ids is not None:
-            labels = input_ids
         if labels is not None:
-            if loss_mask is not None:
-                _check_shape("loss_mask", loss_mask, labels.shape)
-                labels = labels.masked_fill(~loss_mask.bool(), -100)
-            if attention_mask is not None and attention_mask.dim() == 2 and attention_mask.shape == labels.shape:
-                labels = labels.masked_fill(attention_mask == 0, -100)
+            labels = _masked_labels(labels, loss_mask, attention_mask)
             loss_kwargs = {k: v for k, v in kwargs.items() if k in ("num_items_in_batch", "shift_labels", "ignore_index")}
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **loss_kwargs)
 
@@ -577,6 +589,27 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+
+    def _target_only_loss(self, hidden_states, labels, loss_mask, attention_mask, outputs, return_dict, kwargs):
+        """The causal-LM loss with the output layer applied only where a target is predicted."""
+        labels = _masked_labels(labels, loss_mask, attention_mask)
+        shift_labels = kwargs.get("shift_labels")
+        if shift_labels is None:
+            shift_labels = F.pad(labels, (0, 1), value=-100)[:, 1:]  # position t predicts label t + 1
+        keep = shift_labels != -100  # (batch, seq)
+        logits = self.lm_head(hidden_states[keep]).unsqueeze(0)  # (1, num_targets, vocab)
+        loss = self.loss_function(
+            logits=logits,
+            labels=None,
+            shift_labels=shift_labels[keep].unsqueeze(0),
+            vocab_size=self.config.vocab_size,
+            num_items_in_batch=kwargs.get("num_items_in_batch"),
+        )
+        cache_out = getattr(outputs, _OUTPUT_CACHE_FIELD)
+        if not return_dict:
+            return tuple(v for v in (loss, logits, cache_out) if v is not None)
+        return _with_cache(CausalLMOutputWithPast, cache_out, loss=loss, logits=logits,
+                           hidden_states=outputs.hidden_states, attentions=outputs.attentions)
 
     def prepare_inputs_for_generation(
         self,

@@ -24,8 +24,8 @@ def test_top_level_help_lists_the_commands():
         assert command in result.stdout
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    result = run("demo", "--output-dir", str(tmp_path / "demo"))
+def test_core_demo_runs_end_to_end(tmp_path):
+    result = run("demo", "--core", "--output-dir", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "masked loss" in out and "generate:" in out

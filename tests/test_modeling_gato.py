@@ -319,3 +319,22 @@ def test_bad_model_inputs_are_clear_errors(model, processor):
         model(input_ids=torch.tensor([[40000]]))
     with pytest.raises(ValueError, match="patch_mask"):
         model(**{**batch, "patch_mask": batch["patch_mask"][:, :-1]})
+
+
+def test_target_logits_only_gives_the_same_loss_and_gradients(processor):
+    batch = processor(episodes=[make_episode(seed=0), make_episode(num_steps=1, seed=1)])
+    torch.manual_seed(0)
+    model = GatoForCausalModeling(tiny_config()).eval()
+    labels = batch["input_ids"].masked_fill(~batch["loss_mask"], -100)
+    full = model(**batch, labels=labels)
+    full.loss.backward()
+    reference = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    fast = model(**batch, labels=labels, target_logits_only=True)
+    fast.loss.backward()
+    torch.testing.assert_close(fast.loss, full.loss, rtol=1e-6, atol=1e-6)
+    assert fast.logits.shape == (1, int(batch["loss_mask"][:, 1:].sum()), model.config.vocab_size)
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.grad, reference[name], rtol=1e-5, atol=1e-7, msg=name)
+    counted = model(**batch, labels=labels, target_logits_only=True, num_items_in_batch=torch.tensor(3)).loss
+    torch.testing.assert_close(counted, model(**batch, labels=labels, num_items_in_batch=torch.tensor(3)).loss)

@@ -1,0 +1,157 @@
+"""The registered pipelines ("gato-agent", "gato-image-to-text", and the built-in "text-generation"), each loaded
+from a saved directory with `trust_remote_code=True`."""
+
+import numpy as np
+import pytest
+import torch
+from gato_testing import tiny_config
+from transformers import pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+import modeling_gato  # noqa: F401  (registers the pipelines)
+from modeling_gato import GatoForCausalModeling, GatoProcessor
+from modeling_gato.agent import GatoAgent
+from modeling_gato.pipelines import AGENT_TASK, IMAGE_TO_TEXT_TASK, GatoAgentPipeline, GatoImageToTextPipeline
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A tiny random model and its processor saved to one directory."""
+    directory = tmp_path_factory.mktemp("gato")
+    torch.manual_seed(0)
+    model = GatoForCausalModeling(tiny_config(max_position_embeddings=512)).eval()
+    processor = GatoProcessor()
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return str(directory), model, processor
+
+
+def random_episode(env, seed, max_steps=6):
+    """A short recorded episode of the task (the agent's demonstration prompt)."""
+    from modeling_gato.environments import RandomPolicy
+    from modeling_gato.collect import run_episode
+
+    columns = run_episode(env, RandomPolicy(env, seed), seed=seed)["columns"]
+    return {key: values[:max_steps] for key, values in columns.items() if key != "rewards"}
+
+
+def test_tasks_are_registered_without_colliding_with_built_in_ones():
+    tasks = PIPELINE_REGISTRY.supported_tasks
+    assert tasks[AGENT_TASK]["impl"] is GatoAgentPipeline
+    assert tasks[IMAGE_TO_TEXT_TASK]["impl"] is GatoImageToTextPipeline
+    for built_in, impl in (("text-generation", "TextGenerationPipeline"), ("image-text-to-text", "ImageTextToTextPipeline")):
+        assert impl in str(tasks[built_in]["impl"])  # built-in entries untouched (stored as lazy names)
+
+
+def test_captioning_pipeline_equals_greedy_generate(saved):
+    directory, model, processor = saved
+    captioner = pipeline(IMAGE_TO_TEXT_TASK, model=directory, trust_remote_code=True, device="cpu")
+    assert captioner.processor is not None and captioner.tokenizer is not None
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, size=(32, 48, 3), dtype=np.uint8), rng.integers(0, 256, size=(56, 56, 3), dtype=np.uint8)]
+    for image in images:
+        out = captioner(image, max_new_tokens=7)
+        inputs = processor(images=image)
+        with torch.no_grad():
+            ids = model.generate(**inputs, max_new_tokens=7, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+        assert out == [{"generated_text": processor.decode(ids, skip_special_tokens=True)}]
+        assert len(ids) == 7 or ids[-1] == processor.tokenizer.eos_token_id
+    many = captioner(images, max_new_tokens=7)  # a list is a batch of images, one output list each
+    assert [m[0]["generated_text"] for m in many] == [captioner(i, max_new_tokens=7)[0]["generated_text"] for i in images]
+    from PIL import Image
+
+    assert captioner(Image.fromarray(images[0]), max_new_tokens=7) == captioner(images[0], max_new_tokens=7)
+    # a text prompt after the image: generation continues after it
+    prompted = captioner(images[0], prompt="a picture of", max_new_tokens=4)
+    inputs = processor(images=images[0], text="a picture of")
+    with torch.no_grad():
+        ids = model.generate(**inputs, max_new_tokens=4, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+    assert prompted[0]["generated_text"] == processor.decode(ids, skip_special_tokens=True)
+
+
+def test_text_generation_pipeline_loads_from_the_same_directory(saved):
+    directory, model, processor = saved
+    generator = pipeline("text-generation", model=directory, trust_remote_code=True, device="cpu")
+    out = generator("The agent picks up the", max_new_tokens=4, do_sample=False, return_full_text=False)
+    ids = processor(text="The agent picks up the")
+    with torch.no_grad():
+        expected = model.generate(**ids, max_new_tokens=4, do_sample=False)[0, ids["input_ids"].shape[1]:]
+    assert out[0]["generated_text"] == processor.decode(expected, skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("task", ["CartPole-v1", "BabyAI-GoToRedBallGrey-v0"])
+def test_agent_pipeline_acts_like_gato_agent_and_keeps_context(saved, task):
+    pytest.importorskip("gymnasium")
+    if task.startswith("BabyAI"):
+        pytest.importorskip("minigrid")
+    from modeling_gato.environments import make_env
+
+    directory, model, processor = saved
+    env = make_env(task)
+    prompt = random_episode(env, seed=123)
+    agent_pipe = pipeline(AGENT_TASK, model=directory, trust_remote_code=True, device="cpu")
+    assert isinstance(agent_pipe, GatoAgentPipeline)
+    direct = GatoAgent(model, processor, env.observation_space, env.action_space, prompt=prompt)
+    settings = dict(observation_space=env.observation_space, action_space=env.action_space, prompt=prompt)
+
+    def play(steps, first_seed):
+        observation, _ = env.reset(seed=first_seed)
+        actions, expected, cache_lengths = [], [], []
+        for _ in range(steps):
+            action = agent_pipe(observation, **settings)  # the same settings at every call keep the context
+            actions.append(action)
+            expected.append(direct.act(observation))
+            cache_lengths.append(agent_pipe.agent.cache.get_seq_length())
+            observation, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                observation, _ = env.reset()
+        return actions, expected, cache_lengths
+
+    actions, expected, cache_lengths = play(5, first_seed=0)
+    assert [np.asarray(a).tolist() for a in actions] == [np.asarray(a).tolist() for a in expected]
+    assert all(env.action_space.contains(a) for a in actions)
+    assert all(a < b for a, b in zip(cache_lengths, cache_lengths[1:])), cache_lengths  # context kept between calls
+    assert cache_lengths[0] > 0 and agent_pipe.steps == 5
+    assert agent_pipe.agent.cache.get_seq_length() == direct.cache.get_seq_length()
+
+    # A new episode: the context goes back to the prompt only; the same seed replays the same actions.
+    agent_pipe.reset()
+    direct.reset()
+    replay, expected, replay_lengths = play(5, first_seed=0)
+    assert [np.asarray(a).tolist() for a in replay] == [np.asarray(a).tolist() for a in actions]
+    assert replay_lengths == cache_lengths
+
+    # Changing a setting in the middle of an episode is an error, not a silent loss of context.
+    observation, _ = env.reset(seed=1)
+    with pytest.raises(ValueError, match="reset"):
+        agent_pipe(observation, **{**settings, "prompt": random_episode(env, seed=7, max_steps=2)})
+    # A prompt with the same content (e.g. a fresh `dataset[i]` row) is the same setting.
+    agent_pipe(observation, **{**settings, "prompt": {k: list(v) for k, v in prompt.items()}})
+    env.close()
+
+
+def test_agent_pipeline_settings_from_reset_and_columns_input(saved):
+    gym = pytest.importorskip("gymnasium")
+    directory, model, processor = saved
+    action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+    agent_pipe = pipeline(AGENT_TASK, model=directory, trust_remote_code=True, device="cpu", action_space=action_space)
+    direct = GatoAgent(model, processor, None, action_space)
+    for step in range(3):
+        columns = {"continuous_observations": np.full(3, 0.1 * step, np.float32), "text_observations": "reach"}
+        out = agent_pipe(columns, return_tokens=True)
+        expected = direct.act_tokens(columns)
+        assert out["action_tokens"].tolist() == expected.tolist()
+        assert action_space.contains(out["action"])
+        np.testing.assert_allclose(out["action"], processor.decode_action(expected, action_space))
+    # sampling: seeded and reproducible across resets
+    agent_pipe.reset(temperature=1.0, seed=3)
+    first = [agent_pipe({"continuous_observations": [0.5, 0.5]}).tolist() for _ in range(3)]
+    agent_pipe.reset(seed=3)
+    assert [agent_pipe({"continuous_observations": [0.5, 0.5]}).tolist() for _ in range(3)] == first
+    with pytest.raises(ValueError, match="observation columns"):
+        agent_pipe(np.zeros(3))
+    with pytest.raises(TypeError, match="unexpected"):
+        agent_pipe({"continuous_observations": [0.5]}, temprature=1.0)
+    agent_pipe.reset(action_space=None)
+    with pytest.raises(ValueError, match="action_space"):
+        agent_pipe({"continuous_observations": [0.5]})
