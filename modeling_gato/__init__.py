@@ -8,12 +8,12 @@ from transformers import (
     AutoProcessor,
 )
 
+from . import pipelines  # noqa: F401  (registers the "gato-agent" and "gato-image-to-text" pipelines)
 from .collator import GatoDataCollator
 from .configuration_gato import GatoConfig
 from .image_processing_gato import GatoImageProcessor
 from .modeling_gato import GatoForCausalModeling, GatoModel, GatoPreTrainedModel
 from .processing_gato import GatoDiscretizer, GatoProcessor
-from .pipelines import GatoAgentPipeline, GatoImageToTextPipeline  # registers "gato-agent", "gato-image-to-text"
 
 __version__ = "0.1.0"
 

@@ -21,8 +21,8 @@ import torch
 
 from .modeling_gato import GatoForCausalModeling
 from .processing_gato import GatoProcessor
-
-TOKEN_KEYS = ("input_ids", "patch_mask", "local_positions", "action_mask", "loss_mask")
+from .sequences import TOKEN_KEYS, _concatenate
+from .sequences import _slice_sample as _slice
 
 
 def space_columns(observation: Any, observation_space: Any) -> dict[str, Any]:
@@ -160,22 +160,6 @@ def _empty_sample(processor: GatoProcessor) -> dict[str, np.ndarray]:
     sample["patches"] = np.zeros((0, 3, size, size), np.float32)
     sample["patch_intervals"] = np.zeros((0, 4), np.float32)
     return sample
-
-
-def _slice(sample: Mapping[str, np.ndarray], start: int, end: int) -> dict[str, np.ndarray]:
-    first = int(sample["patch_mask"][:start].sum())
-    count = int(sample["patch_mask"][start:end].sum())
-    out = {key: sample[key][start:end] for key in TOKEN_KEYS}
-    out["patches"] = sample["patches"][first : first + count]
-    out["patch_intervals"] = sample["patch_intervals"][first : first + count]
-    return out
-
-
-def _concatenate(parts: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    out = {key: np.concatenate([p[key] for p in parts]) for key in TOKEN_KEYS}
-    out["patches"] = np.concatenate([p["patches"] for p in parts])
-    out["patch_intervals"] = np.concatenate([p["patch_intervals"] for p in parts])
-    return out
 
 
 def _append_action(sample: Mapping[str, np.ndarray], token: int) -> dict[str, np.ndarray]:

@@ -460,6 +460,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
 def _supported_arguments(**kwargs) -> dict[str, Any]:
     """Drop flags this transformers version no longer has (e.g. `save_safetensors`: always on in 5.x)."""
     known = {f.name for f in fields(TrainingArguments)}
+    if "activation_checkpointing" in known and "gradient_checkpointing" in kwargs:  # renamed in 5.24
+        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
     return {k: v for k, v in kwargs.items() if k in known}
 
 

@@ -28,8 +28,8 @@ def saved(tmp_path_factory):
 
 def random_episode(env, seed, max_steps=6):
     """A short recorded episode of the task (the agent's demonstration prompt)."""
-    from modeling_gato.environments import RandomPolicy
     from modeling_gato.collect import run_episode
+    from modeling_gato.environments import RandomPolicy
 
     columns = run_episode(env, RandomPolicy(env, seed), seed=seed)["columns"]
     return {key: values[:max_steps] for key, values in columns.items() if key != "rewards"}

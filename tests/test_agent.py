@@ -1,0 +1,111 @@
+"""The agent in real environments, evaluation, and the quick demo."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from gato_testing import tiny_config
+
+from modeling_gato import GatoForCausalModeling, GatoProcessor
+from modeling_gato.agent import GatoAgent
+from modeling_gato.evaluate import normalized_score, results_table
+
+pytest.importorskip("minigrid")
+pytest.importorskip("metaworld")
+
+from modeling_gato.environments import make_env  # noqa: E402
+
+
+def lively_model(**overrides):
+    """A random model with large weights, so that greedy actions vary from step to step."""
+    torch.manual_seed(0)
+    return GatoForCausalModeling(tiny_config(initializer_range=0.5, max_position_embeddings=256, **overrides)).eval()
+
+
+def play(agent, env, steps, seed=0):
+    observation, _ = env.reset(seed=seed)
+    agent.reset(seed=seed)
+    actions = []
+    for _ in range(steps):
+        action = agent.act(observation)
+        assert env.action_space.contains(action), action  # decoded actions are valid environment actions
+        actions.append(np.asarray(action).tolist())
+        observation, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    return actions
+
+
+@pytest.mark.parametrize("task", ["metaworld-reach-v3", "BabyAI-GoToLocal-v0", "CartPole-v1"])
+def test_acting_with_the_cache_equals_acting_without_it(task):
+    """Greedy actions with the KV cache and with a full recomputation per token are the same, across a window
+    that overflows (context 256 tokens: the oldest timesteps are dropped and the cache rebuilt)."""
+    model, processor = lively_model(), GatoProcessor()
+    runs = []
+    for use_cache in (True, False):
+        env = make_env(task)  # a fresh environment: Meta-World ignores reset(seed=...)
+        agent = GatoAgent(model, processor, env.observation_space, env.action_space, use_cache=use_cache)
+        runs.append(play(agent, env, steps=14))
+    assert runs[0] == runs[1]
+    assert len({json.dumps(a) for a in runs[0]}) > 1, "the test needs actions that vary"
+
+
+def test_the_window_keeps_whole_timesteps_and_the_prompt_comes_first():
+    model, processor = lively_model(), GatoProcessor()
+    env = make_env("metaworld-reach-v3")
+    prompt = {"continuous_observations": np.zeros((10, 39)).tolist(), "continuous_actions": np.zeros((10, 4)).tolist()}
+    agent = GatoAgent(model, processor, env.observation_space, env.action_space, prompt=prompt, prompt_tokens=100)
+    assert len(agent.steps) == 1 and len(agent.steps[0]["input_ids"]) == 88  # 2 whole timesteps of 44 tokens
+    observation, _ = env.reset(seed=0)
+    for _ in range(12):
+        observation, *_ = env.step(agent.act(observation))
+        assert agent._window_tokens() <= 256
+        for step in agent.steps[1:]:
+            assert len(step["input_ids"]) == 44 and step["input_ids"][39] == 33024  # 39 obs, separator, 4 actions
+    assert agent.cache is not None and agent.cached_tokens <= 256
+
+
+def test_sampling_is_seeded():
+    model, processor = lively_model(), GatoProcessor()
+    env = make_env("BabyAI-GoToRedBallGrey-v0")
+    agent = GatoAgent(model, processor, env.observation_space, env.action_space, temperature=1.0)
+    first, again, other = play(agent, env, 8, seed=3), play(agent, env, 8, seed=3), play(agent, env, 8, seed=4)
+    assert first == again and first != other
+
+
+def test_normalized_score_is_undefined_when_the_expert_is_not_better():
+    assert normalized_score(5.0, expert=10.0, random=0.0) == 0.5
+    assert normalized_score(5.0, expert=1.0, random=1.0) is None
+    assert normalized_score(5.0, expert=0.5, random=1.0) is None
+    table = results_table({
+        "tasks": {"t": {"domain": "d", "mean_return": 1.0, "std_return": 0.0, "success_rate": None,
+                        "normalized_score": None, "expert_return": 1.0, "random_return": 1.0,
+                        "expert_success_rate": None, "random_success_rate": None}},
+        "summary": {"tasks": 1, "tasks_at_least_50_percent": 0, "mean_normalized_score": None},
+        "episodes": 1, "seed": 0, "env_seed": 1, "temperature": 0.0, "max_episode_steps": None,
+    })
+    assert "| n/a |" in table.splitlines()[2]
+
+
+def test_quick_demo_collects_trains_evaluates_and_reports(collected, tmp_path):
+    data, _ = collected
+    output = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "modeling_gato", "demo", "--quick", "--data", str(data), "--output-dir", str(output),
+         "--minutes", "2"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = (output / "report.md").read_text()
+    for heading in ("## Evaluation", "## Training", "## Captions", "## Text completions", "expert-normalized score"):
+        assert heading in report
+    results = json.loads((output / "eval" / "eval_results.json").read_text())
+    assert set(results["tasks"]) == set(json.loads((data / "manifest.json").read_text())["tasks"])
+    for entry in results["tasks"].values():
+        assert entry["normalized_score"] is None or np.isfinite(entry["normalized_score"])
+    for name in ("eval/eval_scores.png", "eval/eval_results.md", "model/loss_curve.png", "model/model.safetensors",
+                 "model/README.md"):
+        assert (output / name).exists(), name
