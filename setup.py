@@ -36,8 +36,14 @@ setup(
             "mujoco>=3.0",
             "stable-baselines3>=2.3",
         ],
+        "convert": [
+            "minari>=0.5",
+            "h5py>=3.0",
+        ],
         "dev": [
             "pytest>=8.0",
+            "minari[create]>=0.5",
+            "h5py>=3.0",
             "gymnasium>=1.0",
             "nbclient>=0.10",
             "nbformat>=5.10",

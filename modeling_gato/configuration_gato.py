@@ -42,6 +42,14 @@ class GatoConfig(PretrainedConfig):
         num_channels (`int`, defaults to 3): image channels fed to the patch embedding.
         patch_embedding_channels (`int`, defaults to 32): channels of the single ResNet v2 block.
         patch_group_norm_groups (`int`, defaults to 32): GroupNorm groups in that block (the paper's 32).
+        patch_residual_blocks (`int`, defaults to 1): residual units in the patch embedding (the paper: a single
+            block). Units after the first are `extra_blocks.N`, so default checkpoints keep their names.
+        patch_stem_kernel_size (`int`, defaults to 3), patch_stem_stride (`int`, defaults to 1): the stem convolution
+            (TensorFlow "same" padding when it is not symmetric, e.g. gato-tf's 7x7 stride 2).
+        patch_stem_activation (`bool`, defaults to `False`): GroupNorm + GELU after the stem (ResNet v2 roots, gato-tf).
+        patch_downsample (`bool`, defaults to `False`): every residual unit halves the resolution and doubles the
+            channels, with a GroupNorm + 1x1 stride-2 convolution shortcut (gato-tf's units).
+        patch_group_norm_eps (`float`, defaults to 1e-5): GroupNorm epsilon in the patch embedding (Keras: 1e-3).
         patch_position_bins (`int`, defaults to 128): quantisation of the normalized patch row/column intervals.
         local_position_size (`int`, defaults to 512): entries of the local observation position table.
         action_position_embedding (`bool`, defaults to `False`): give every action token one shared learned
@@ -81,6 +89,12 @@ class GatoConfig(PretrainedConfig):
         num_channels: int = 3,
         patch_embedding_channels: int = 32,
         patch_group_norm_groups: int = 32,
+        patch_residual_blocks: int = 1,
+        patch_stem_kernel_size: int = 3,
+        patch_stem_stride: int = 1,
+        patch_stem_activation: bool = False,
+        patch_downsample: bool = False,
+        patch_group_norm_eps: float = 1e-5,
         patch_position_bins: int = 128,
         local_position_size: int = 512,
         action_position_embedding: bool = False,
@@ -116,6 +130,12 @@ class GatoConfig(PretrainedConfig):
         self.num_channels = num_channels
         self.patch_embedding_channels = patch_embedding_channels
         self.patch_group_norm_groups = patch_group_norm_groups
+        self.patch_residual_blocks = patch_residual_blocks
+        self.patch_stem_kernel_size = patch_stem_kernel_size
+        self.patch_stem_stride = patch_stem_stride
+        self.patch_stem_activation = patch_stem_activation
+        self.patch_downsample = patch_downsample
+        self.patch_group_norm_eps = patch_group_norm_eps
         self.patch_position_bins = patch_position_bins
         self.local_position_size = local_position_size
         self.action_position_embedding = action_position_embedding
@@ -175,6 +195,9 @@ class GatoConfig(PretrainedConfig):
             "num_channels",
             "patch_embedding_channels",
             "patch_group_norm_groups",
+            "patch_residual_blocks",
+            "patch_stem_kernel_size",
+            "patch_stem_stride",
             "patch_position_bins",
             "local_position_size",
             "num_discrete_values",
@@ -195,6 +218,8 @@ class GatoConfig(PretrainedConfig):
                 self.patch_embedding_channels,
                 f"a multiple of patch_group_norm_groups={self.patch_group_norm_groups}",
             )
+        if not self.patch_group_norm_eps > 0:
+            fail("patch_group_norm_eps", self.patch_group_norm_eps, "a positive float")
         if self.use_geglu and self.intermediate_size % 2 != 0:
             fail("intermediate_size", self.intermediate_size, "an even number when use_geglu=True")
         if self.continuous_offset < 0:
