@@ -46,34 +46,103 @@ GATO_TOKEN_INPUTS = ("image_patches", "patch_mask", "patch_intervals", "local_po
 
 
 # --------------------------------------------------------------------------- Gato embeddings
+class GatoPatchResidualUnit(nn.Module):
+    """One pre-activation (ResNet v2) residual unit: `x + conv2(GELU(GN(conv1(GELU(GN(x))))))`.
+
+    With `downsample`, the unit halves the resolution and doubles the channels (`conv1` to half the output
+    channels, `conv2` with stride 2, TensorFlow "same" padding) and the shortcut is `conv_shortcut(norm_shortcut(x))`,
+    a 1x1 stride-2 convolution: the units of OrigamiDream/gato (gato-tf), which `conversion/` maps.
+    """
+
+    def __init__(self, channels: int, groups: int, eps: float, downsample: bool = False):
+        super().__init__()
+        self.downsample = downsample
+        out_channels = 2 * channels if downsample else channels
+        inner = out_channels // 2 if downsample else channels
+        self.norm1 = nn.GroupNorm(groups, channels, eps=eps)
+        self.conv1 = nn.Conv2d(channels, inner, kernel_size=3, padding=1)
+        self.norm2 = nn.GroupNorm(groups, inner, eps=eps)
+        self.conv2 = nn.Conv2d(inner, out_channels, kernel_size=3, stride=2 if downsample else 1,
+                               padding=0 if downsample else 1)
+        if downsample:
+            self.norm_shortcut = nn.GroupNorm(groups, channels, eps=eps)
+            self.conv_shortcut = nn.Conv2d(channels, out_channels, kernel_size=1, stride=2, bias=False)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = self.conv_shortcut(self.norm_shortcut(x)) if self.downsample else x
+        x = self.conv1(self.act(self.norm1(x)))
+        x = self.act(self.norm2(x))
+        x = self.conv2(_tf_same_pad(x, 3, 2) if self.downsample else x)
+        return x + residual
+
+
+def _tf_same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """TensorFlow "same" padding (asymmetric for even sizes with stride 2: the extra pixel goes bottom/right)."""
+    pads = []
+    for size in (x.shape[-1], x.shape[-2]):  # F.pad order: last dim first
+        out = -(-size // stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, pads) if any(pads) else x
+
+
 class GatoPatchEmbedding(nn.Module):
     """One image patch -> one vector: a single ResNet v2 block (paper appendix C.2).
 
     A 3x3 convolution lifts the pixels to `patch_embedding_channels`; the pre-activation residual block is
     `x + conv(GELU(GroupNorm(conv(GELU(GroupNorm(x))))))` with GroupNorm (32 groups) instead of BatchNorm and
     GELU instead of ReLU; the block's output is flattened and projected to the model width.
+
+    `config.patch_residual_blocks` (default 1, the paper) adds units after the first (`extra_blocks.N`; the first
+    keeps the names `norm1`, `conv1`, `norm2`, `conv2`). `patch_stem_kernel_size` / `patch_stem_stride` /
+    `patch_stem_activation` (GroupNorm + GELU after the stem, `stem_norm`) and `patch_downsample` (every unit halves
+    the resolution and doubles the channels) describe other published patch ResNets, e.g. gato-tf's.
     """
 
     def __init__(self, config: GatoConfig):
         super().__init__()
         channels, groups, p = config.patch_embedding_channels, config.patch_group_norm_groups, config.patch_size
+        eps = getattr(config, "patch_group_norm_eps", 1e-5)
+        blocks = getattr(config, "patch_residual_blocks", 1)
+        self.downsample = getattr(config, "patch_downsample", False)
+        self.stem_kernel = getattr(config, "patch_stem_kernel_size", 3)
+        self.stem_stride = getattr(config, "patch_stem_stride", 1)
         self.patch_size = p
         self.num_channels = config.num_channels
-        self.stem = nn.Conv2d(config.num_channels, channels, kernel_size=3, padding=1)
-        self.norm1 = nn.GroupNorm(groups, channels)
-        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-        self.norm2 = nn.GroupNorm(groups, channels)
-        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        symmetric = self.stem_stride == 1 and self.stem_kernel % 2 == 1
+        self.stem_same_pad = not symmetric
+        self.stem = nn.Conv2d(config.num_channels, channels, kernel_size=self.stem_kernel, stride=self.stem_stride,
+                              padding=self.stem_kernel // 2 if symmetric else 0)
+        self.stem_norm = (
+            nn.GroupNorm(groups, channels, eps=eps) if getattr(config, "patch_stem_activation", False) else None
+        )
+        size = -(-p // self.stem_stride)
+        units = []
+        for _ in range(blocks):
+            units.append(GatoPatchResidualUnit(channels, groups, eps, self.downsample))
+            if self.downsample:
+                channels, size = 2 * channels, -(-size // 2)
+        first = units[0]
+        self.norm1, self.conv1, self.norm2, self.conv2 = first.norm1, first.conv1, first.norm2, first.conv2
+        if self.downsample:
+            self.norm_shortcut, self.conv_shortcut = first.norm_shortcut, first.conv_shortcut
+        self.extra_blocks = nn.ModuleList(units[1:])
         self.act = nn.GELU()
-        self.proj = nn.Linear(channels * p * p, config.hidden_size)
+        self.proj = nn.Linear(channels * size * size, config.hidden_size)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         # (num_patches, C, p, p) -> (num_patches, hidden)
-        x = self.stem(patches)
-        residual = x
+        x = self.stem(_tf_same_pad(patches, self.stem_kernel, self.stem_stride) if self.stem_same_pad else patches)
+        if self.stem_norm is not None:
+            x = self.act(self.stem_norm(x))
+        residual = self.conv_shortcut(self.norm_shortcut(x)) if self.downsample else x
         x = self.conv1(self.act(self.norm1(x)))
-        x = self.conv2(self.act(self.norm2(x)))
+        x = self.act(self.norm2(x))
+        x = self.conv2(_tf_same_pad(x, 3, 2) if self.downsample else x)
         x = x + residual
+        for block in self.extra_blocks:
+            x = block(x)
         return self.proj(x.flatten(1))
 
 
