@@ -14,7 +14,6 @@ import datetime
 import os
 import platform
 import sys
-import time
 import traceback
 
 import torch

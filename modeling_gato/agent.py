@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .modeling_gato import GatoForCausalModeling
 from .processing_gato import GatoProcessor
@@ -116,20 +117,22 @@ class GatoAgent:
         return {k: v.to(device) for k, v in batch.items() if k not in ("loss_mask", "attention_mask")}
 
     @torch.no_grad()
-    def _next_logits(self) -> torch.Tensor:
-        """Feed what the model has not seen yet; return the logits of the last position."""
+    def _next_hidden(self) -> torch.Tensor:
+        """Feed what the model has not seen yet; return the last position's final hidden state `(hidden,)`."""
         if self.use_cache:
             everything = _concatenate(self.steps)
             new = _slice(everything, self.cached_tokens, len(everything["input_ids"]))
-            out = self.model(**self._inputs(new), cache=self.cache, use_cache=True, logits_to_keep=1)
-            self.cache = out.cache
+            out = self.model.model(**self._inputs(new), cache=self.cache, use_cache=True)
+            self.cache = out.cache if hasattr(out, "cache") else out.past_key_values
             self.cached_tokens = len(everything["input_ids"])
         else:
-            out = self.model(**self._inputs(_concatenate(self.steps)), use_cache=False, logits_to_keep=1)
-        return out.logits[0, -1].float().cpu()
+            out = self.model.model(**self._inputs(_concatenate(self.steps)), use_cache=False)
+        return out.last_hidden_state[0, -1]
 
-    def _choose(self, logits: torch.Tensor, low: int, high: int) -> int:
-        allowed = logits[low:high]
+    @torch.no_grad()
+    def _choose(self, hidden: torch.Tensor, low: int, high: int) -> int:
+        # Only the output-layer rows of this slot's valid ids: 1,024 (or n) rows instead of the whole vocabulary.
+        allowed = F.linear(hidden, self.model.lm_head.weight[low:high]).float().cpu()
         if self.temperature <= 0:
             return low + int(torch.argmax(allowed))
         probabilities = torch.softmax(allowed / self.temperature, dim=-1)
@@ -143,7 +146,7 @@ class GatoAgent:
         self.steps.append(observation)
         chosen = []
         for low, high in self.ranges:
-            token = self._choose(self._next_logits(), low, high)
+            token = self._choose(self._next_hidden(), low, high)
             chosen.append(token)
             self.steps[-1] = _append_action(self.steps[-1], token)
         return np.asarray(chosen, dtype=np.int64)

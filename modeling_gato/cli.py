@@ -6,7 +6,6 @@ import argparse
 import sys
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m modeling_gato",

@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 
 from .environments import (
     TASKS,
-    TaskSpec,
     RandomPolicy,
+    TaskSpec,
     action_to_column,
     describe_action_space,
     get_task,

@@ -16,6 +16,7 @@ Inputs beside `input_ids` (all `(batch, seq, ...)`, aligned with the tokens; mad
 This file is shipped as remote code: it imports torch and transformers only.
 """
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import fields
@@ -41,7 +42,21 @@ _MASK_CACHE_ARG = "cache" if "cache" in inspect.signature(create_causal_mask).pa
 _OUTPUT_CACHE_FIELD = (
     "cache" if "cache" in {f.name for f in fields(CausalLMOutputWithPast)} else "past_key_values"
 )
-_DEPRECATED_CACHE_NAME = dict(old_name="past_key_values", version="6.0.0", new_name="cache")
+def _accept_past_key_values(function):
+    """`cache` is the parameter; `past_key_values` still works. Since transformers 5.24 (which renamed it) the old
+    name raises a FutureWarning; before, `generate()` itself passes `past_key_values`, so it is renamed silently."""
+    if _OUTPUT_CACHE_FIELD == "cache":
+        return deprecate_kwarg("past_key_values", version="6.0.0", new_name="cache")(function)
+
+    @functools.wraps(function)
+    def renamed(*args, **kwargs):
+        if "past_key_values" in kwargs:
+            value = kwargs.pop("past_key_values")
+            if kwargs.get("cache") is None:
+                kwargs["cache"] = value
+        return function(*args, **kwargs)
+
+    return renamed
 GATO_TOKEN_INPUTS = ("image_patches", "patch_mask", "patch_intervals", "local_positions", "action_mask")
 
 
@@ -451,7 +466,7 @@ class GatoModel(GatoPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings.embed_tokens = value
 
-    @deprecate_kwarg(**_DEPRECATED_CACHE_NAME)
+    @_accept_past_key_values
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -582,7 +597,7 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
-    @deprecate_kwarg(**_DEPRECATED_CACHE_NAME)
+    @_accept_past_key_values
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,

@@ -29,7 +29,7 @@ from transformers import PreTrainedTokenizerFast
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-from .image_processing_gato import GatoImageProcessor
+from .image_processing_gato import GatoImageProcessor, _is_single_image
 
 # Slot kinds, used while laying tokens out.
 OBSERVATION, PATCH, SEPARATOR, ACTION, TEXT = 0, 1, 2, 3, 4
@@ -697,14 +697,6 @@ def _sorted_values(value: Any) -> list[Any]:
     if isinstance(value, Mapping):
         return [value[key] for key in sorted(value)]
     return [value]
-
-
-def _is_single_image(images: Any) -> bool:
-    if hasattr(images, "mode") and hasattr(images, "convert"):
-        return True
-    if isinstance(images, (list, tuple)):
-        return False
-    return getattr(images, "ndim", 0) in (2, 3)
 
 
 def _space_kind(space: Any) -> str:

@@ -90,6 +90,7 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         prompt_tokens: token budget of a prompt (default a quarter of the context).
         seed: base seed; each dataloader worker and each `set_epoch` gets its own stream.
         shuffle_buffer: episodes kept per task when a source is iterable (streaming).
+        token_cache_size: tokenized rows kept (least recently used first out); memory stays bounded.
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         prompt_tokens: int | None = None,
         seed: int = 0,
         shuffle_buffer: int = 64,
+        token_cache_size: int = 64,
     ):
         super().__init__()
         if isinstance(sources, Mapping):
@@ -124,6 +126,8 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         self.epoch = 0
         self.shuffle_buffer = shuffle_buffer
         self._task_layout: dict[str, tuple[tuple[str, ...], int]] = {}
+        self.token_cache_size = token_cache_size
+        self._token_cache: dict[tuple[str, int], dict[str, np.ndarray]] = {}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -170,6 +174,17 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
 
     def _tokenize(self, indexed_row: tuple[int, Mapping[str, Any]], source: Source) -> dict[str, np.ndarray]:
         index, row = indexed_row
+        key = (source.name, index)
+        if key in self._token_cache:  # episodes are long and reused: keep the last few tokenized (bounded memory)
+            self._token_cache[key] = self._token_cache.pop(key)
+            return self._token_cache[key]
+        sample = self._tokenize_row(index, row, source)
+        self._token_cache[key] = sample
+        while len(self._token_cache) > self.token_cache_size:
+            self._token_cache.pop(next(iter(self._token_cache)))
+        return sample
+
+    def _tokenize_row(self, index: int, row: Mapping[str, Any], source: Source) -> dict[str, np.ndarray]:
         task = row.get("task") or source.name if isinstance(row, Mapping) else source.name
         try:
             sample = self.processor.tokenize_sample(row, index)

@@ -266,6 +266,10 @@ def write_loss_curve(history: list[dict[str, float]], output_dir: str) -> str:
     return path
 
 
+def fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def model_card(config: TrainConfig, model_config: GatoConfig, manifests: dict, history: list[dict], steps: int,
                parameters: int) -> str:
     train_losses = [h["loss"] for h in history if "loss" in h]
@@ -304,7 +308,6 @@ def model_card(config: TrainConfig, model_config: GatoConfig, manifests: dict, h
             score = manifest.get("scores", {}).get(task, {})
             expert = score.get("expert", {}).get("mean_return")
             random = score.get("random", {}).get("mean_return")
-            fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
             lines.append(f"| {task} | {info['domain']} | {info['episodes']} | {info['steps']} | {fmt(expert)} | {fmt(random)} |")
         for kind in ("text", "captions", "vqa"):
             if kind in manifest:

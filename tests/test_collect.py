@@ -10,13 +10,12 @@ pytest.importorskip("minigrid")
 pytest.importorskip("metaworld")
 pytest.importorskip("stable_baselines3")
 
+from conftest import COLLECT_EPISODES as EPISODES  # noqa: E402
 from datasets import load_from_disk  # noqa: E402
 
 from modeling_gato import GatoProcessor  # noqa: E402
 from modeling_gato.collect import babyai_caption, babyai_questions, collect  # noqa: E402
 from modeling_gato.environments import TASKS, action_to_column, column_to_action, observation_to_columns  # noqa: E402
-
-from conftest import COLLECT_EPISODES as EPISODES  # noqa: E402
 
 
 def test_every_source_is_written_with_consistent_columns(collected):
