@@ -221,7 +221,7 @@ class GatoProcessor(ProcessorMixin):
         """Tokenizer ids of `text` (no special tokens), int64."""
         if not isinstance(text, str):
             raise ValueError(f"{field}: expected a string, got {type(text).__name__}.")
-        return np.asarray(self.tokenizer(text, add_special_tokens=False)["input_ids"], dtype=np.int64)
+        return np.asarray(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"], dtype=np.int64)
 
     def tokenize_discrete(self, values: Any, field: str = "discrete values") -> np.ndarray:
         """Discrete values (any shape, flattened row-major) as ids; they must be integers in `[0, num_discrete_values)`."""
