@@ -27,6 +27,7 @@ setup(
         "numpy>=1.24",
         "pillow>=10.0",
         "tqdm>=4.60",
+        "matplotlib>=3.8",  # loss curves and evaluation charts
     ],
     extras_require={
         "envs": [
