@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
         "directory. --quick: tiny settings for tests. --core: only the core walk-through (no environments).",
     )
     demo.add_argument("--output-dir", default="outputs/demo", help="where data, model, evaluation and report go")
-    demo.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of the whole demo")
+    demo.add_argument("--minutes", type=float, default=None,
+                      help="wall-clock budget of the whole demo (default 60; 3 with --quick)")
     demo.add_argument("--episodes", type=int, default=40, help="expert episodes collected per task")
     demo.add_argument("--eval-episodes", type=int, default=5, help="evaluation episodes per task")
     demo.add_argument("--data", default=None, help="use this `collect` directory instead of collecting")

@@ -162,6 +162,8 @@ def run_full_demo(args: argparse.Namespace) -> None:
     from .train import TrainConfig, train
 
     started = time.time()
+    if args.minutes is None:
+        args.minutes = 3.0 if args.quick else 60.0
     out = os.path.abspath(args.output_dir)
     os.makedirs(out, exist_ok=True)
     quick = args.quick
