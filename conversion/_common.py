@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -19,26 +18,7 @@ class PickleRefusedError(ValueError):
 
 
 # ---------------------------------------------------------------------------- atomic output
-@contextlib.contextmanager
-def atomic_directory(output_dir: str, overwrite: bool = False) -> Iterator[str]:
-    """Yield a directory beside `output_dir` to write into; renamed into place (os.replace) only on success."""
-    target = os.path.abspath(output_dir).rstrip(os.sep)
-    if os.path.exists(target) and not overwrite:
-        raise FileExistsError(f"{output_dir} exists; pass --overwrite to replace it.")
-    partial = f"{target}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    os.makedirs(partial)
-    try:
-        yield partial
-        if os.path.exists(target):
-            old = f"{target}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            os.replace(target, old)
-            os.replace(partial, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(partial, target)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+from modeling_gato.collect import atomic_directory  # noqa: E402,F401  (one implementation, shared with collect)
 
 
 def write_rows(rows: Callable[[], Iterator[dict]], features, path: str, scratch: str) -> int:

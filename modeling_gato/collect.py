@@ -17,12 +17,15 @@ so an interrupted run leaves no half dataset.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
 
@@ -173,6 +176,28 @@ def text_corpus(max_paragraphs: int | None = None, min_characters: int = 200) ->
 
 
 # ---------------------------------------------------------------------------- writing
+@contextlib.contextmanager
+def atomic_directory(output_dir: str, overwrite: bool = False) -> Iterator[str]:
+    """Yield a directory beside `output_dir` to write into; renamed into place (os.replace) only on success."""
+    target = os.path.abspath(output_dir).rstrip(os.sep)
+    if os.path.exists(target) and not overwrite:
+        raise FileExistsError(f"{output_dir} exists; pass --overwrite to replace it.")
+    partial = f"{target}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    os.makedirs(partial)
+    try:
+        yield partial
+        if os.path.exists(target):
+            old = f"{target}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            os.replace(target, old)
+            os.replace(partial, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
 def _episode_features(rows: list[dict]):
     """Arrow features for episode rows: images as PNG `Image` sequences, numbers as float32 / int64 lists."""
     from datasets import Features, Image, List, Value
@@ -238,18 +263,14 @@ def collect(
 
     tasks = DEFAULT_TASKS if not tasks else tasks
     specs = [get_task(name) for name in tasks]
-    if os.path.exists(output_dir) and not overwrite:
-        raise FileExistsError(f"{output_dir} exists; pass --overwrite to replace it.")
     cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "modeling_gato", "experts")
-    partial = f"{os.path.abspath(output_dir).rstrip(os.sep)}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    os.makedirs(os.path.join(partial, "episodes"))
     rng = np.random.default_rng(seed)
     manifest: dict[str, Any] = {"format": "modeling_gato/episodes-v1", "seed": seed, "tasks": {},
                                 "versions": package_versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     scores: dict[str, Any] = {}
     captions, vqa = [], []
-    try:
+    with atomic_directory(output_dir, overwrite) as partial:
+        os.makedirs(os.path.join(partial, "episodes"))
         for spec in tqdm(specs, desc="tasks", disable=not progress):
             capture = []
 
@@ -309,16 +330,6 @@ def collect(
             json.dump(scores, f, indent=2)
         with open(os.path.join(partial, "manifest.json"), "w") as f:
             json.dump(manifest, f, indent=2)
-        if os.path.exists(output_dir):
-            old = f"{os.path.abspath(output_dir).rstrip(os.sep)}.old-{os.getpid()}"
-            os.replace(output_dir, old)
-            os.replace(partial, output_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(partial, output_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return manifest
 
 
