@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 def act_main(args: argparse.Namespace) -> int:
     from .agent import GatoAgent
     from .environments import make_env
-    from .evaluate import load_model
+    from .evaluate import load_model, play_episode
 
     model, processor = load_model(args.model)
     prompt = None
@@ -124,15 +124,9 @@ def act_main(args: argparse.Namespace) -> int:
     agent = GatoAgent(model, processor, env.observation_space, env.action_space, prompt=prompt,
                       temperature=args.temperature, seed=args.seed)
     for episode in range(args.episodes):
-        observation, _ = env.reset(seed=args.seed + episode)
-        agent.reset(seed=args.seed + episode)
-        total, length, success = 0.0, 0, False
-        while True:
-            observation, reward, terminated, truncated, info = env.step(agent.act(observation))
-            total, length = total + float(reward), length + 1
-            success = success or bool(info.get("success", False))
-            if terminated or truncated or (args.max_episode_steps and length >= args.max_episode_steps):
-                break
+        result = play_episode(env, agent, args.seed + episode, args.max_episode_steps,
+                              babyai=args.task.startswith("BabyAI"))
+        total, length, success = result["return"], result["length"], bool(result["success"])
         print(f"episode {episode}: return {total:.3f}, {length} steps, success {success}")
     return 0
 

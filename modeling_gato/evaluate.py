@@ -33,6 +33,26 @@ def normalized_score(value: float, expert: float, random: float) -> float | None
     return (value - random) / (expert - random)
 
 
+def play_episode(env, agent: GatoAgent, seed: int, max_episode_steps: int | None = None,
+                 babyai: bool = False) -> dict[str, Any]:
+    """One episode of `agent` in `env`: seed, return, length and success (None where the env reports none;
+    BabyAI succeeds exactly when its reward is positive)."""
+    observation, info = env.reset(seed=seed)
+    agent.reset(seed=seed)
+    total, length, success, reported = 0.0, 0, False, "success" in info
+    while True:
+        observation, reward, terminated, truncated, info = env.step(agent.act(observation))
+        total += float(reward)
+        length += 1
+        reported = reported or "success" in info
+        success = success or bool(info.get("success", False))
+        if terminated or truncated or (max_episode_steps and length >= max_episode_steps):
+            break
+    if babyai:
+        reported, success = True, total > 0
+    return {"seed": seed, "return": total, "length": length, "success": success if reported else None}
+
+
 def load_model(model_dir: str, device: str | None = None):
     from transformers import AutoModelForCausalLM, AutoProcessor
 
@@ -78,22 +98,7 @@ def evaluate(
                           prompt_tokens=prompt_tokens, temperature=temperature, seed=seed)
         per_episode = []
         for index in range(episodes):
-            observation, info = env.reset(seed=seed + index)
-            agent.reset(seed=seed + index)
-            total, length, success, reported = 0.0, 0, False, "success" in info
-            while True:
-                action = agent.act(observation)
-                observation, reward, terminated, truncated, info = env.step(action)
-                total += float(reward)
-                length += 1
-                reported = reported or "success" in info
-                success = success or bool(info.get("success", False))
-                if terminated or truncated or (max_episode_steps and length >= max_episode_steps):
-                    break
-            if spec.domain == "babyai":
-                reported, success = True, total > 0
-            per_episode.append({"seed": seed + index, "return": total, "length": length,
-                                "success": success if reported else None})
+            per_episode.append(play_episode(env, agent, seed + index, max_episode_steps, babyai=spec.domain == "babyai"))
             bar.update(1)
         env.close()
         returns = np.array([e["return"] for e in per_episode])

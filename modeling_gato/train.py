@@ -35,7 +35,7 @@ from .collator import GatoDataCollator
 from .configuration_gato import GatoConfig
 from .modeling_gato import GatoForCausalModeling
 from .processing_gato import GatoProcessor
-from .sequences import GatoSequenceBuilder, Source, _slice_sample
+from .sequences import GatoSequenceBuilder, Source, _concatenate, _slice_sample
 
 CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "model.safetensors")
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, head_dim=32, intermediate_size=512)
@@ -186,19 +186,13 @@ def evaluation_samples(processor: GatoProcessor, rows, context_length: int, is_e
             sample = processor.tokenize_sample(row, index)
             length = min(len(sample["input_ids"]), context_length)
             if used + length > context_length and current:
-                samples.append(_merge(current))
+                samples.append(_concatenate(current))
                 current, used = [], 0
             current.append(_slice_sample(sample, 0, length))
             used += length
         if current:
-            samples.append(_merge(current))
+            samples.append(_concatenate(current))
     return samples
-
-
-def _merge(parts):
-    from .sequences import _concatenate
-
-    return _concatenate(parts)
 
 
 # ---------------------------------------------------------------------------- callbacks and reports
