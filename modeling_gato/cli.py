@@ -1,4 +1,4 @@
-"""`python -m modeling_gato {collect,train,evaluate,act,demo}`: the command line."""
+"""`python -m modeling_gato {collect,train,evaluate,act,adapt,offline,scores,push,demo}`: the command line."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m modeling_gato",
         description="Gato (Reed et al., 2022): a generalist agent for transformers, datasets and gymnasium.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{collect,train,evaluate,act,demo}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{collect,train,evaluate,act,adapt,offline,scores,push,demo}")
 
     demo = commands.add_parser(
         "demo",
@@ -50,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     from .collect import add_arguments as add_collect_arguments
 
     add_collect_arguments(collect)
+    scores = commands.add_parser(
+        "scores",
+        help="re-measure the expert and random reference scores of a collect directory, with provenance",
+        description="Measure, per task, the expert's and a seeded random policy's mean return and success rate over "
+        "N episodes each, with package versions, seeds and the expert's origin; refuse a task where the expert does "
+        "not beat random; write them into scores.json, manifest.json, each task's dataset metadata and the card.",
+    )
+    from .references import add_arguments as add_scores_arguments
+
+    add_scores_arguments(scores)
     train = commands.add_parser(
         "train",
         help="train or fine-tune with transformers.Trainer (accelerate launch for several processes)",
@@ -68,6 +78,36 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluate import add_arguments as add_evaluate_arguments
 
     add_evaluate_arguments(evaluate)
+    adapt = commands.add_parser(
+        "adapt",
+        help="few-shot adaptation: fine-tune a saved model on K demonstrations of a task, score before and after",
+        description="Collect K expert demonstrations of a task (e.g. a held-out one: BabyAI-GoToObj-v0, "
+        "metaworld-button-press-v3), evaluate the model on it, fine-tune it through Trainer, evaluate again; writes "
+        "adapt_results.md / .json (return, success, expert-normalized score before and after, steps, minutes).",
+    )
+    from .fewshot import add_arguments as add_adapt_arguments
+
+    add_adapt_arguments(adapt)
+    offline = commands.add_parser(
+        "offline",
+        help="offline action prediction: next-action accuracy / error on held-out episodes, no environment",
+        description="Score a saved model's greedy next-action predictions given the true history (teacher forcing) "
+        "on the last --held-out episodes of each task of an episode directory (from `collect` or a converter): "
+        "accuracy for discrete actions, MAE / RMSE in action units for continuous ones; writes "
+        "offline_results.md / .json.",
+    )
+    from .offline import add_arguments as add_offline_arguments
+
+    add_offline_arguments(offline)
+    push = commands.add_parser(
+        "push",
+        help="upload a saved model directory (weights, processor, remote code, card with metrics) to the Hub",
+        description="Create the Hub repository if needed and upload the whole model directory with its model card "
+        "(--results: write an evaluate eval_results.json into the card's model-index first); checkpoints are left out.",
+    )
+    from .cards import add_push_arguments
+
+    add_push_arguments(push)
     act = commands.add_parser(
         "act",
         help="run a saved model as an agent in one environment and print what happens",
@@ -100,6 +140,22 @@ def main(argv: list[str] | None = None) -> int:
         return evaluate_main(args)
     if args.command == "act":
         return act_main(args)
+    if args.command == "scores":
+        from .references import main as scores_main
+
+        return scores_main(args)
+    if args.command == "push":
+        from .cards import push_main
+
+        return push_main(args)
+    if args.command == "offline":
+        from .offline import main as offline_main
+
+        return offline_main(args)
+    if args.command == "adapt":
+        from .fewshot import main as adapt_main
+
+        return adapt_main(args)
     if args.command == "demo":
         from .demo import run_demo
 

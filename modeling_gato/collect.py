@@ -4,7 +4,8 @@ Writes one directory:
 
     <output_dir>/
       manifest.json          tasks, domains, action spaces, sizes, package versions, seeds
-      scores.json            per task: expert and random mean return and success rate (N episodes, seeds)
+      README.md              a Hub dataset card: experts and their origin, episodes, steps, tokens, references, command
+      scores.json            per task: expert and random references with provenance (`references.reference_entry`)
       episodes/<task>/       a `datasets` dataset per task, one row per episode (SPEC columns + task, rewards)
       text/                  rows {"text"}: paragraphs of Python's own documentation (offline, not ours)
       captions/              rows {"image", "text", "task"}: BabyAI agent views with captions from the level's objects
@@ -18,9 +19,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
+import shlex
 import shutil
 import time
 import uuid
@@ -53,7 +54,7 @@ EPISODE_FEATURE_COLUMNS = (
     "continuous_actions",
     "rewards",
 )
-DEFAULT_TASKS = list(TASKS)
+DEFAULT_TASKS = [name for name, spec in TASKS.items() if not spec.held_out]  # held-out tasks: `adapt` only
 
 
 # ---------------------------------------------------------------------------- rollouts
@@ -259,13 +260,18 @@ def collect(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Collect everything into `output_dir` atomically; returns the manifest."""
-    from datasets import Dataset, Features, Image, Value
+    from datasets import Dataset, DatasetInfo, Features, Image, Value
 
+    from .cards import count_directory_tokens, write_dataset_card
+    from .references import RANDOM_SEED_OFFSET, dataset_description, reference_entry, write_json_atomic
+
+    command = collect_command(output_dir, tasks, episodes, score_episodes, seed, text_paragraphs, captions_per_task,
+                              expert_steps)
     tasks = DEFAULT_TASKS if not tasks else tasks
     specs = [get_task(name) for name in tasks]
     cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "modeling_gato", "experts")
     rng = np.random.default_rng(seed)
-    manifest: dict[str, Any] = {"format": "modeling_gato/episodes-v1", "seed": seed, "tasks": {},
+    manifest: dict[str, Any] = {"format": "modeling_gato/episodes-v1", "seed": seed, "command": command, "tasks": {},
                                 "versions": package_versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     scores: dict[str, Any] = {}
     captions, vqa = [], []
@@ -282,25 +288,23 @@ def collect(
                 spec, "expert", episodes, seed, cache_dir, expert_steps, record=True, on_step=on_step,
                 progress=progress,
             )
-            random_seed = seed + 1_000_000
+            random_seed = seed + RANDOM_SEED_OFFSET
             _, random_stats = measure_policy(spec, "random", score_episodes, random_seed, cache_dir, progress=progress)
-            if expert_stats["mean_return"] <= random_stats["mean_return"]:
-                raise RuntimeError(
-                    f"task {spec.name}: the expert's mean return {expert_stats['mean_return']:.3f} is not above the "
-                    f"random policy's {random_stats['mean_return']:.3f}; an expert-normalized score would be undefined."
-                )
+            # refuses (ValueError naming the task) an expert that does not beat random
+            scores[spec.name] = reference_entry(spec, expert_stats, random_stats, expert_steps, manifest["versions"])
             rows = _to_rows(results, spec.name)
-            Dataset.from_list(rows, features=_episode_features(rows)).save_to_disk(
+            features = _episode_features(rows)
+            info = DatasetInfo(description=dataset_description(spec.name, scores[spec.name]), features=features)
+            Dataset.from_list(rows, features=features, info=info).save_to_disk(
                 os.path.join(partial, "episodes", spec.name)
             )
             env = make_env(spec)
-            scores[spec.name] = {"domain": spec.domain, "expert": expert_stats, "random": random_stats,
-                                 "expert_policy": spec.expert}
             manifest["tasks"][spec.name] = {
                 "domain": spec.domain,
                 "env_id": spec.env_id,
                 "make_kwargs": spec.make_kwargs,
                 "expert": spec.expert,
+                "expert_origin": scores[spec.name]["expert_origin"],
                 "episodes": len(rows),
                 "steps": int(sum(r["length"] for r in results)),
                 "observation_columns": sorted(k for k in rows[0] if k.endswith("_observations")),
@@ -326,11 +330,26 @@ def collect(
         manifest["captions"] = {"rows": len(captions)}
         manifest["vqa"] = {"rows": len(vqa)}
         manifest["scores"] = scores
-        with open(os.path.join(partial, "scores.json"), "w") as f:
-            json.dump(scores, f, indent=2)
-        with open(os.path.join(partial, "manifest.json"), "w") as f:
-            json.dump(manifest, f, indent=2)
+        for source, counted in count_directory_tokens(partial).items():  # with GatoProcessor(), for the card
+            (manifest["tasks"][source] if source in manifest["tasks"] else manifest[source])["tokens"] = counted["tokens"]
+        write_json_atomic(os.path.join(partial, "scores.json"), scores)
+        write_json_atomic(os.path.join(partial, "manifest.json"), manifest)
+        write_dataset_card(partial, manifest, scores, command)
     return manifest
+
+
+def collect_command(output_dir: str, tasks: list[str] | None, episodes: int, score_episodes: int, seed: int,
+                    text_paragraphs: int, captions_per_task: int, expert_steps: int | None = None) -> str:
+    """The `python -m modeling_gato collect` command line that regenerates a directory (`--cache-dir` is left
+    out: it only saves retraining the stable-baselines3 experts)."""
+    words = ["python", "-m", "modeling_gato", "collect", "--output-dir", output_dir]
+    if tasks and list(tasks) != DEFAULT_TASKS:
+        words += ["--tasks", *tasks]
+    words += ["--episodes", str(episodes), "--score-episodes", str(score_episodes), "--seed", str(seed),
+              "--text-paragraphs", str(text_paragraphs), "--captions-per-task", str(captions_per_task)]
+    if expert_steps is not None:
+        words += ["--expert-steps", str(expert_steps)]
+    return shlex.join(words)
 
 
 def score_table(scores: dict[str, Any]) -> str:

@@ -210,9 +210,11 @@ def run_full_demo(args: argparse.Namespace) -> None:
 
     # 3. evaluation
     model = GatoForCausalModeling.from_pretrained(config.output_dir).eval()
-    print(f"[3/4] evaluating on every task ({1 if quick else args.eval_episodes} episodes each)")
-    results = evaluate(model, processor, data_dir, os.path.join(out, "eval"), episodes=1 if quick else args.eval_episodes,
-                       seed=1000, env_seed=args.seed + 1, max_episode_steps=20 if quick else None)
+    print(f"[3/4] evaluating on every task beside random, expert and 1-NN ({2 if quick else args.eval_episodes} episodes each)")
+    episodes = 2 if quick else args.eval_episodes
+    results = evaluate(model, processor, data_dir, os.path.join(out, "eval"), episodes=episodes, seed=1000,
+                       env_seed=args.seed + 1, max_episode_steps=20 if quick else None, num_envs=min(episodes, 8),
+                       videos=0 if quick else 1, model_dir=config.output_dir, expert_cache=args.expert_cache)
     timings["evaluate"] = time.time() - started - timings["collect"] - timings["train"]
 
     # 4. samples and the report

@@ -9,6 +9,10 @@ Every task is a real environment with a real expert:
 | mujoco | InvertedPendulum-v5 | 4 floats | PPO trained here by stable-baselines3, cached on disk |
 | classic | CartPole-v1 | 4 floats | PPO trained here by stable-baselines3, cached on disk |
 
+Held out (`TaskSpec.held_out`, not in the default collection, so never in default training): BabyAI-GoToObj-v0
+(bot: ~0.93 return, 100% success; uniform random: ~0.06, 10%) and metaworld-button-press-v3 (scripted policy:
+~557, 100%; random: ~205, 0%), the targets of few-shot adaptation (`modeling_gato.fewshot`).
+
 BabyAI token budget (measured with the shipped tokenizer): 16 patches + ~6 mission tokens + 1 direction
 + separator + 1 action = ~25 tokens a step, so ~40 steps fit in 1024 tokens; the 7x7x3 symbolic grid would
 cost 147 discrete tokens a step (6 steps in the window). We chose the rendered view.
@@ -23,6 +27,7 @@ This module imports gymnasium and the environment packages lazily: it is not par
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -41,6 +46,7 @@ class TaskSpec:
     expert: str  # "babyai_bot", "metaworld_policy", "sb3_sac", "sb3_ppo"
     make_kwargs: dict = field(default_factory=dict)
     expert_training_steps: int = 0  # for experts trained here
+    held_out: bool = False  # not collected by default: kept for few-shot adaptation (`python -m modeling_gato adapt`)
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -56,8 +62,14 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec("InvertedPendulum-v5", "mujoco", "InvertedPendulum-v5", "sb3_ppo", expert_training_steps=60000),
         TaskSpec("CartPole-v1", "classic", "CartPole-v1", "sb3_ppo", expert_training_steps=40000),
+        # Held out of the default collection (and so of training): few-shot adaptation targets.
+        TaskSpec("BabyAI-GoToObj-v0", "babyai", "BabyAI-GoToObj-v0", "babyai_bot", held_out=True),
+        TaskSpec("metaworld-button-press-v3", "metaworld", "Meta-World/MT1", "metaworld_policy",
+                 {"env_name": "button-press-v3"}, held_out=True),
     ]
 }
+TRAINING_TASKS = [name for name, spec in TASKS.items() if not spec.held_out]
+HELD_OUT_TASKS = [name for name, spec in TASKS.items() if spec.held_out]
 DOMAINS = sorted({spec.domain for spec in TASKS.values()})
 BABYAI_TILE_SIZE = 8  # 7x7 view of 8-pixel tiles = 56x56 pixels
 
@@ -81,9 +93,34 @@ def make_env(task: str | TaskSpec, seed: int | None = None, render_mode: str | N
     if spec.domain == "metaworld":
         import metaworld  # noqa: F401  (registers Meta-World/MT1)
 
-        # Meta-World 3.1.1 ignores reset(seed=...): the seed given here fixes its set of 50 goals.
-        return gym.make(spec.env_id, seed=0 if seed is None else seed, render_mode=render_mode, **spec.make_kwargs)
+        # The seed given here fixes the task's set of 50 goals; `reset(seed=s)` then picks one of them from `s`.
+        env = gym.make(spec.env_id, seed=0 if seed is None else seed, render_mode=render_mode, **spec.make_kwargs)
+        return _seeded_goal_wrapper()(env)
     return gym.make(spec.env_id, render_mode=render_mode, **spec.make_kwargs)
+
+
+@functools.cache
+def _seeded_goal_wrapper() -> type:
+    """`MetaWorldSeededGoal`: Meta-World's `reset(seed=...)` made to honour the seed (built lazily: gymnasium is optional).
+
+    Meta-World 3.1.1 ignores `reset(seed=...)`: the environment made with seed S holds 50 goals, and every reset
+    draws the next goal from a generator (`RandomTaskSelectWrapper` draws from the unwrapped env's `np_random`,
+    which nothing else in Meta-World uses while goals are fixed), so an episode's goal depended on how many resets
+    the environment had seen. This wrapper reseeds that generator from the episode seed before resetting: the goal
+    of `reset(seed=s)` is `goals(S)[rng(s).choice(50)]`, a function of (env seed, episode seed) only, whatever the
+    reset history, in one environment or in sub-environments of a gymnasium vector env (whose partial resets call
+    `reset(seed=...)` on the sub-environment). `reset()` without a seed keeps drawing from the generator.
+    """
+    import gymnasium as gym
+    from gymnasium.utils import seeding
+
+    class MetaWorldSeededGoal(gym.Wrapper):
+        def reset(self, *, seed: int | None = None, options: dict | None = None):
+            if seed is not None:
+                self.env.unwrapped.np_random, _ = seeding.np_random(seed)
+            return self.env.reset(seed=seed, options=options)
+
+    return MetaWorldSeededGoal
 
 
 # ---------------------------------------------------------------------------- spaces <-> columns

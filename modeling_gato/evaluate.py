@@ -1,13 +1,32 @@
-"""`python -m modeling_gato evaluate`: a trained model as an agent in every task's environment.
+"""`python -m modeling_gato evaluate`: a trained model as an agent in every task's environment, beside baselines.
 
-Per task: N episodes, raw return, success rate (where the environment reports one), and the
-expert-normalized score `(R - R_random) / (R_expert - R_random)` with the expert and random returns that
-`collect` stored with the data (`scores.json`). Writes `eval_results.json`, `eval_results.md` (a table)
-and `eval_scores.png` (a bar chart), with a progress bar while it runs.
+Per task, on the same episode seeds:
 
-Meta-World 3.1.1 ignores `reset(seed=...)`; its set of 50 goals is fixed by the seed given when the
-environment is made. `collect` uses the collection seed (0 by default); evaluation uses `--env-seed`
-(1 by default), so the evaluated goals are not the ones in the training data. The table says which.
+- the model (`agent.BatchedGatoAgent` in a gymnasium vector env of `--num-envs` copies: one batched model call per
+  action token with the KV cache for every environment; finished episodes are replaced without disturbing the
+  others, and an episode's result depends only on its seed, see `rollouts`), prompted with the task's last
+  collected episode (held out of training by `train`);
+- baselines (`--baselines`): the seeded uniform `random` policy, the `expert` that made the data, and `nearest`,
+  a 1-nearest-neighbour policy that plays the stored action of the closest training observation of the task
+  (`baselines.NearestNeighbourPolicy`, indexed on all but the held-out episode);
+- the numbers people report: mean return, success rate (where the environment reports one; BabyAI: reward > 0),
+  expert-normalized return `(R - R_random) / (R_expert - R_random)` with a 95% bootstrap interval over episodes.
+  The references are the expert and random returns measured with provenance by `collect` / `scores`
+  (`scores.json`); a reference where expert <= random is refused, and a task without one prints "n/a";
+- per domain and overall: mean, interquartile mean with a stratified 95% bootstrap interval (Agarwal et al., 2021)
+  and the paper's count of tasks at >= 50% and >= 80% of the expert (`metrics.summarize`);
+- offline action prediction on the held-out episodes (`offline`): next-action accuracy / error given the true
+  history.
+
+Writes `eval_results.md` (tables), `eval_results.json` (everything), `eval_episodes.jsonl` (one line per
+episode: policy, task, seed, return, length, success, normalized score, video), `eval_scores.png` (bars with
+error bars), `videos/*.gif` with `--videos K`, and, given the model directory, the metrics in the Hub's
+`model-index` format in its model card (`cards.update_model_card`), so `python -m modeling_gato push` publishes
+them.
+
+Meta-World: the seed given when the environment is made fixes its set of 50 goals and the episode seed picks one
+(`environments.make_env`). `collect` uses the collection seed (0 by default); evaluation uses `--env-seed`
+(1 by default), so the evaluated goals are not those of the training data. The table says which.
 """
 
 from __future__ import annotations
@@ -16,6 +35,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,14 +43,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .agent import GatoAgent
-from .environments import TASKS, get_task, make_env
+from .environments import TASKS, get_task
+from .metrics import bootstrap_ci, check_reference, normalized_score, score_episodes, summarize
 
+BASELINES = ("random", "expert", "nearest")
+POLICY_NAMES = {"model": "Gato (this model)", "random": "random", "expert": "expert", "nearest": "1-NN"}
 
-def normalized_score(value: float, expert: float, random: float) -> float | None:
-    """`(value - random) / (expert - random)`; None when the reference is undefined (expert <= random)."""
-    if expert is None or random is None or expert <= random:
-        return None
-    return (value - random) / (expert - random)
+__all__ = ["BASELINES", "evaluate", "normalized_score", "play_episode", "results_table", "write_results"]
 
 
 def play_episode(env, agent: GatoAgent, seed: int, max_episode_steps: int | None = None,
@@ -63,6 +82,69 @@ def load_model(model_dir: str, device: str | None = None):
     return model, processor
 
 
+def reference_of(task: str, scores: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's expert and random references from `scores.json` (refused when expert <= random)."""
+    entry = scores.get(task, {})
+    expert, random = entry.get("expert", {}), entry.get("random", {})
+    reference = {
+        "expert_return": expert.get("mean_return"),
+        "random_return": random.get("mean_return"),
+        "expert_success_rate": expert.get("success_rate"),
+        "random_success_rate": random.get("success_rate"),
+        "expert_episodes": expert.get("episodes"),
+        "random_episodes": random.get("episodes"),
+        "expert_origin": entry.get("expert_origin") or entry.get("expert_policy"),
+        "environment": entry.get("environment") or entry.get("env_id"),
+    }
+    if reference["expert_return"] is not None and reference["random_return"] is not None:
+        check_reference(task, reference["expert_return"], reference["random_return"])
+    return reference
+
+
+def policy_entry(task: str, per_episode: list[dict[str, Any]], reference: Mapping[str, Any],
+                 confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Statistics of one policy's episodes on one task, normalized with the task's reference."""
+    returns = np.array([e["return"] for e in per_episode], dtype=np.float64)
+    expert, random = reference["expert_return"], reference["random_return"]
+    scores = score_episodes(returns.tolist(), expert, random, task)
+    for episode, score in zip(per_episode, scores or [None] * len(per_episode)):
+        episode["normalized_score"] = score
+    successes = [e["success"] for e in per_episode if e["success"] is not None]
+    interval = None
+    if scores:
+        interval = list(bootstrap_ci({task: scores}, statistic=np.mean, confidence=confidence, resamples=resamples,
+                                     seed=seed))
+    return {
+        "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()),
+        "mean_length": float(np.mean([e["length"] for e in per_episode])),
+        "success_rate": float(np.mean(successes)) if successes else None,
+        "normalized_score": normalized_score(float(returns.mean()), expert, random, task),
+        "normalized_ci": interval,
+        "episode_scores": scores,
+        "episodes": per_episode,
+    }
+
+
+def _policy_factory(name: str, task: str, data_dir: str, expert_cache: str | None, held_out: int):
+    from .rollouts import expert_policy, random_policy
+
+    if name == "random":
+        return random_policy
+    if name == "expert":
+        cache = expert_cache or os.path.join(os.path.expanduser("~"), ".cache", "modeling_gato", "experts")
+        return expert_policy(task, cache)
+    if name == "nearest":
+        from datasets import load_from_disk
+
+        from .baselines import nearest_neighbour_factory
+
+        dataset = load_from_disk(os.path.join(data_dir, "episodes", task))
+        keep = len(dataset) - held_out if len(dataset) > held_out else len(dataset)
+        return nearest_neighbour_factory(dataset.select(range(keep)))
+    raise ValueError(f"baselines: unknown baseline {name!r}; expected some of {list(BASELINES)}.")
+
+
 def evaluate(
     model,
     processor,
@@ -75,94 +157,193 @@ def evaluate(
     temperature: float = 0.0,
     max_episode_steps: int | None = None,
     prompt_tokens: int | None = None,
+    num_envs: int = 1,
+    baselines: Sequence[str] = BASELINES,
+    offline: bool = True,
+    videos: int = 0,
+    model_dir: str | None = None,
+    expert_cache: str | None = None,
+    held_out: int = 1,
+    confidence: float = 0.95,
+    resamples: int = 2000,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate `model` on `tasks` (default: every task in `data_dir`); returns and writes the results."""
+    """Evaluate `model` (and `baselines`) on `tasks` (default: every task in `data_dir`); returns and writes the
+    results (see the module docstring). `model_dir`: also write the metrics into that directory's model card."""
     from datasets import load_from_disk
 
+    from .rollouts import gato_policy, run_episodes
+
+    for name in baselines:
+        if name not in BASELINES:
+            raise ValueError(f"baselines: unknown baseline {name!r}; expected some of {list(BASELINES)}.")
+    if episodes < 1:
+        raise ValueError(f"episodes: expected at least 1, got {episodes}.")
     with open(os.path.join(data_dir, "scores.json")) as f:
         scores = json.load(f)
     with open(os.path.join(data_dir, "manifest.json")) as f:
         manifest = json.load(f)
     tasks = tasks or [t for t in manifest["tasks"] if t in TASKS]
-    results: dict[str, Any] = {"tasks": {}, "episodes": episodes, "seed": seed, "env_seed": env_seed,
-                               "temperature": temperature, "max_episode_steps": max_episode_steps}
+    for task in tasks:
+        get_task(task)
+        if task not in manifest["tasks"]:
+            raise ValueError(f"tasks: {task!r} is not in {data_dir} (it has {sorted(manifest['tasks'])}).")
+    seeds = list(range(seed, seed + episodes))
+    results: dict[str, Any] = {
+        "tasks": {}, "baselines": {name: {} for name in baselines}, "episodes": episodes, "seed": seed,
+        "env_seed": env_seed, "temperature": temperature, "max_episode_steps": max_episode_steps,
+        "num_envs": num_envs, "data_dir": os.path.abspath(data_dir), "confidence": confidence,
+    }
+    video_dir = os.path.join(output_dir, "videos") if videos else None
     started = time.time()
-    bar = tqdm(total=len(tasks) * episodes, desc="evaluate", disable=not progress)
+    bar = tqdm(total=len(tasks) * (1 + len(baselines)), desc="evaluate", disable=not progress)
+    timings: dict[str, float] = {}
     for task in tasks:
         spec = get_task(task)
-        prompt_rows = load_from_disk(os.path.join(data_dir, "episodes", task))
-        prompt = prompt_rows[len(prompt_rows) - 1]  # the last episode: held out of training by `train`
-        env = make_env(spec, seed=env_seed)
-        agent = GatoAgent(model, processor, env.observation_space, env.action_space, prompt=prompt,
-                          prompt_tokens=prompt_tokens, temperature=temperature, seed=seed)
-        per_episode = []
-        for index in range(episodes):
-            per_episode.append(play_episode(env, agent, seed + index, max_episode_steps, babyai=spec.domain == "babyai"))
+        reference = reference_of(task, scores)
+        rows = load_from_disk(os.path.join(data_dir, "episodes", task))
+        prompt = rows[len(rows) - 1]  # the last episode: held out of training by `train`
+        policy = gato_policy(model, processor, spec, num_envs=num_envs, prompt=prompt, prompt_tokens=prompt_tokens,
+                             temperature=temperature)
+        clock = time.perf_counter()
+        per_episode = run_episodes(spec, policy, seeds, num_envs=num_envs, env_seed=env_seed,
+                                   max_episode_steps=max_episode_steps, video_dir=video_dir, videos=videos,
+                                   progress=False)
+        timings[task] = time.perf_counter() - clock
+        bar.update(1)
+        entry = {"domain": spec.domain, **reference}
+        entry.update(policy_entry(task, per_episode, reference, confidence, resamples))
+        results["tasks"][task] = entry
+        for name in baselines:
+            factory = _policy_factory(name, task, data_dir, expert_cache, held_out)
+            played = run_episodes(spec, factory, seeds, num_envs=num_envs, env_seed=env_seed,
+                                  max_episode_steps=max_episode_steps, progress=False)
+            results["baselines"][name][task] = {"domain": spec.domain,
+                                                **policy_entry(task, played, reference, confidence, resamples)}
             bar.update(1)
-        env.close()
-        returns = np.array([e["return"] for e in per_episode])
-        reference = scores.get(task, {})
-        expert = reference.get("expert", {}).get("mean_return")
-        random = reference.get("random", {}).get("mean_return")
-        successes = [e["success"] for e in per_episode if e["success"] is not None]
-        results["tasks"][task] = {
-            "domain": spec.domain,
-            "mean_return": float(returns.mean()),
-            "std_return": float(returns.std()),
-            "success_rate": float(np.mean(successes)) if successes else None,
-            "normalized_score": normalized_score(float(returns.mean()), expert, random),
-            "expert_return": expert,
-            "random_return": random,
-            "expert_success_rate": reference.get("expert", {}).get("success_rate"),
-            "random_success_rate": reference.get("random", {}).get("success_rate"),
-            "episodes": per_episode,
-        }
     bar.close()
+    results["model_seconds"] = timings
+    results["summary"] = summarize(results["tasks"], confidence, resamples)
+    results["baseline_summaries"] = {name: summarize(per_task, confidence, resamples)
+                                     for name, per_task in results["baselines"].items() if per_task}
+    if offline:
+        from .offline import offline_metrics_for_directory
+
+        results["offline"] = offline_metrics_for_directory(model, processor, data_dir, tasks, held_out=held_out,
+                                                           progress=False)
     results["seconds"] = time.time() - started
-    defined = [t["normalized_score"] for t in results["tasks"].values() if t["normalized_score"] is not None]
-    results["summary"] = {
-        "tasks": len(results["tasks"]),
-        "mean_normalized_score": float(np.mean(defined)) if defined else None,
-        "tasks_at_least_50_percent": int(sum(s >= 0.5 for s in defined)),
-    }
     write_results(results, output_dir)
+    if model_dir is not None:
+        from .cards import update_model_card
+
+        update_model_card(model_dir, results)
     return results
 
 
-def results_table(results: dict[str, Any]) -> str:
-    def number(value, digits=3):
-        return "n/a" if value is None else f"{value:.{digits}f}"
+# ---------------------------------------------------------------------------- tables
+def _number(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
-    def percent(value):
-        return "n/a" if value is None else f"{value:.0%}"
 
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def _score(entry: Mapping[str, Any]) -> str:
+    if entry.get("normalized_score") is None:
+        return "n/a"
+    interval = entry.get("normalized_ci")
+    text = f"{entry['normalized_score']:.0%}"
+    return text if not interval else f"{text} [{interval[0]:.0%}, {interval[1]:.0%}]"
+
+
+def _policies(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any] | None]]:
+    """(name, per-task entries, summary) for the model and each baseline, in table order."""
+    policies = [("model", results["tasks"], results.get("summary"))]
+    for name, per_task in results.get("baselines", {}).items():
+        if per_task:
+            policies.append((name, per_task, results.get("baseline_summaries", {}).get(name)))
+    return policies
+
+
+def results_table(results: Mapping[str, Any]) -> str:
+    """The evaluation as markdown: per task (every policy), per domain, offline prediction, references."""
+    level = f"{results.get('confidence', 0.95):.0%}"
+    policies = _policies(results)
     lines = [
-        "| task | domain | model return | expert return | random return | model success | expert success | "
-        "random success | expert-normalized score |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| task | domain | policy | return (mean ± std) | success | expert-normalized [{level} CI] |",
+        "|---|---|---|---|---|---|",
     ]
+    for task in results["tasks"]:
+        for name, per_task, _ in policies:
+            entry = per_task.get(task)
+            if entry is None:
+                continue
+            label = f"**{POLICY_NAMES[name]}**" if name == "model" else POLICY_NAMES[name]
+            lines.append(
+                f"| {task} | {results['tasks'][task]['domain']} | {label} | {_number(entry['mean_return'])} ± "
+                f"{_number(entry['std_return'])} | {_percent(entry['success_rate'])} | {_score(entry)} |"
+            )
+    lines += ["", f"| domain | policy | tasks (scored) | mean normalized | IQM [{level} CI] | >= 50% | >= 80% | "
+              "mean success |", "|---|---|---|---|---|---|---|---|"]
+    summaries = [(name, summary) for name, _, summary in policies if summary]
+    domains = list(summaries[0][1]["domains"]) + ["all"] if summaries else []
+    for domain in domains:
+        for name, summary in summaries:
+            group = summary["overall"] if domain == "all" else summary["domains"].get(domain)
+            if group is None:
+                continue
+            ci = group.get("iqm_ci")
+            interval = "" if not ci else f" [{_number(ci[0])}, {_number(ci[1])}]"
+            label = f"**{POLICY_NAMES[name]}**" if name == "model" else POLICY_NAMES[name]
+            lines.append(
+                f"| {'**all**' if domain == 'all' else domain} | {label} | {group['tasks']} ({group['tasks_scored']}) | "
+                f"{_number(group['mean'])} | {_number(group['iqm'])}{interval} | {group['at_least_50']} | "
+                f"{group['at_least_80']} | {_percent(group['mean_success_rate'])} |"
+            )
+    overall = results["summary"]["overall"]
+    temperature = results.get("temperature", 0.0)
+    lines += [
+        "",
+        f"Model: {overall['at_least_50']} of {overall['tasks']} tasks at >= 50% of expert, {overall['at_least_80']} at "
+        f">= 80%; mean expert-normalized score {_percent(overall['mean'])}. {results['episodes']} episodes per task and "
+        f"policy (seeds {results['seed']}...{results['seed'] + results['episodes'] - 1}, the same for every policy), "
+        f"Meta-World goal set of env seed {results['env_seed']}, "
+        f"{'greedy' if temperature <= 0 else f'temperature {temperature}'} model actions"
+        + (f", episodes capped at {results['max_episode_steps']} steps" if results.get("max_episode_steps") else "")
+        + ". Normalized score `(R - R_random) / (R_expert - R_random)` with the references below; per-task interval: "
+        "percentile bootstrap of the mean over episodes; IQM: pooled episodes, stratified bootstrap.",
+    ]
+    if results.get("offline"):
+        from .offline import offline_table
+
+        lines += ["", "Offline action prediction (held-out episodes, no environment):", "",
+                  offline_table(results["offline"])]
+    lines += ["", "References (from `scores.json`):", "",
+              "| task | environment | expert | expert return | expert success | random return | random success | "
+              "episodes (expert / random) |", "|---|---|---|---|---|---|---|---|"]
     for task, r in results["tasks"].items():
         lines.append(
-            f"| {task} | {r['domain']} | {number(r['mean_return'])} ± {number(r['std_return'])} | "
-            f"{number(r['expert_return'])} | {number(r['random_return'])} | {percent(r['success_rate'])} | "
-            f"{percent(r['expert_success_rate'])} | {percent(r['random_success_rate'])} | "
-            f"{percent(r['normalized_score'])} |"
+            f"| {task} | {r.get('environment') or 'n/a'} | {r.get('expert_origin') or 'n/a'} | "
+            f"{_number(r['expert_return'])} | {_percent(r['expert_success_rate'])} | {_number(r['random_return'])} | "
+            f"{_percent(r['random_success_rate'])} | {r.get('expert_episodes') or 'n/a'} / "
+            f"{r.get('random_episodes') or 'n/a'} |"
         )
-    summary = results["summary"]
-    lines.append("")
-    lines.append(
-        f"{summary['tasks_at_least_50_percent']} of {summary['tasks']} tasks at >= 50% of expert; mean "
-        f"expert-normalized score {percent(summary['mean_normalized_score'])}. {results['episodes']} episodes per "
-        f"task (seeds {results['seed']}...), Meta-World goal set of env seed {results['env_seed']}, "
-        f"{'greedy' if results['temperature'] <= 0 else 'temperature ' + str(results['temperature'])} actions"
-        + (f", episodes capped at {results['max_episode_steps']} steps" if results["max_episode_steps"] else "")
-        + "."
-    )
     return "\n".join(lines)
 
 
-def write_results(results: dict[str, Any], output_dir: str) -> None:
+def episode_records(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One flat record per episode and policy (the lines of `eval_episodes.jsonl`)."""
+    records = []
+    for name, per_task, _ in _policies(results):
+        for task, entry in per_task.items():
+            for episode in entry["episodes"]:
+                records.append({"policy": name, "task": task, **episode})
+    return records
+
+
+def write_results(results: Mapping[str, Any], output_dir: str) -> None:
+    """eval_results.json / .md, eval_episodes.jsonl and eval_scores.png in `output_dir`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,24 +354,53 @@ def write_results(results: dict[str, Any], output_dir: str) -> None:
         json.dump(results, f, indent=1)
     with open(os.path.join(output_dir, "eval_results.md"), "w") as f:
         f.write(results_table(results) + "\n")
+    with open(os.path.join(output_dir, "eval_episodes.jsonl"), "w") as f:
+        for record in episode_records(results):
+            f.write(json.dumps(record) + "\n")
+
+    policies = _policies(results)
     tasks = list(results["tasks"])
-    values = [results["tasks"][t]["normalized_score"] for t in tasks]
-    figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(tasks) + 2), 4.5))
     colors = plt.get_cmap("tab10")
-    domains = sorted({results["tasks"][t]["domain"] for t in tasks})
-    bars = axis.bar(range(len(tasks)), [0.0 if v is None else v for v in values],
-                    color=[colors(domains.index(results["tasks"][t]["domain"])) for t in tasks])
-    for bar, value in zip(bars, values):
-        label = "n/a" if value is None else f"{value:.0%}"
-        axis.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
-    axis.axhline(1.0, color="black", linestyle="--", linewidth=1, label="expert")
-    axis.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="50% of expert")
-    axis.axhline(0.0, color="black", linewidth=0.5)
-    axis.set_xticks(range(len(tasks)))
-    axis.set_xticklabels(tasks, rotation=30, ha="right", fontsize=8)
-    axis.set_ylabel("expert-normalized score")
-    axis.set_title("Gato: one set of weights, every task")
-    axis.legend(fontsize=8)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(tasks) + 5), 4.8),
+                                         gridspec_kw={"width_ratios": [max(len(tasks), 1), 3]})
+    width = 0.8 / len(policies)
+    for number, (name, per_task, _) in enumerate(policies):
+        values, errors = [], [[], []]
+        for task in tasks:
+            entry = per_task.get(task, {})
+            value, interval = entry.get("normalized_score"), entry.get("normalized_ci")
+            values.append(0.0 if value is None else value)
+            errors[0].append(0.0 if value is None or not interval else max(0.0, value - interval[0]))
+            errors[1].append(0.0 if value is None or not interval else max(0.0, interval[1] - value))
+        positions = np.arange(len(tasks)) + (number - (len(policies) - 1) / 2) * width
+        left.bar(positions, values, width, yerr=errors, capsize=2, color=colors(number), label=POLICY_NAMES[name])
+    left.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    left.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    left.axhline(0.0, color="black", linewidth=0.5)
+    left.set_xticks(range(len(tasks)))
+    left.set_xticklabels(tasks, rotation=30, ha="right", fontsize=8)
+    left.set_ylabel("expert-normalized score (mean, 95% CI)")
+    left.set_title("per task (n/a plotted as 0)")
+    left.legend(fontsize=7)
+    summaries = [(name, summary) for name, _, summary in policies if summary]
+    groups = (list(summaries[0][1]["domains"]) + ["all"]) if summaries else []
+    width = 0.8 / max(len(summaries), 1)
+    for number, (name, summary) in enumerate(summaries):
+        values, errors = [], [[], []]
+        for group_name in groups:
+            group = summary["overall"] if group_name == "all" else summary["domains"][group_name]
+            value, interval = group.get("iqm"), group.get("iqm_ci")
+            values.append(0.0 if value is None else value)
+            errors[0].append(0.0 if value is None or not interval else max(0.0, value - interval[0]))
+            errors[1].append(0.0 if value is None or not interval else max(0.0, interval[1] - value))
+        positions = np.arange(len(groups)) + (number - (len(summaries) - 1) / 2) * width
+        right.bar(positions, values, width, yerr=errors, capsize=2, color=colors(number), label=POLICY_NAMES[name])
+    right.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    right.axhline(0.0, color="black", linewidth=0.5)
+    right.set_xticks(range(len(groups)))
+    right.set_xticklabels(groups, rotation=30, ha="right", fontsize=8)
+    right.set_title("IQM per domain (stratified bootstrap 95% CI)")
+    figure.suptitle("Gato: one set of weights, every task, beside random, expert and 1-NN")
     figure.tight_layout()
     figure.savefig(os.path.join(output_dir, "eval_scores.png"), dpi=120)
     plt.close(figure)
@@ -201,11 +411,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="a directory written by `collect` (scores and prompts)")
     parser.add_argument("--output-dir", default=None, help="where to write results (default: <model>/eval)")
     parser.add_argument("--tasks", nargs="*", default=None)
-    parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument("--episodes", type=int, default=5, help="episodes per task and policy")
     parser.add_argument("--seed", type=int, default=1000, help="first episode seed")
     parser.add_argument("--env-seed", type=int, default=1, help="Meta-World goal-set seed (collection uses 0)")
     parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy actions")
     parser.add_argument("--max-episode-steps", type=int, default=None)
+    parser.add_argument("--num-envs", type=int, default=4,
+                        help="environments played at once (gymnasium vector env, one batched model call per token)")
+    parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
+                        help="baselines played on the same seeds (default: all; none: --baselines)")
+    parser.add_argument("--no-offline", action="store_true", help="skip offline action prediction")
+    parser.add_argument("--videos", type=int, default=0, help="record the first K episodes of each task as GIFs")
+    parser.add_argument("--expert-cache", default=None, help="where trained stable-baselines3 experts are cached")
+    parser.add_argument("--no-card", action="store_true", help="do not write the metrics into the model card")
     parser.add_argument("--device", default=None)
 
 
@@ -214,7 +432,10 @@ def main(args: argparse.Namespace) -> int:
     model, processor = load_model(args.model, args.device)
     output_dir = args.output_dir or os.path.join(args.model, "eval")
     results = evaluate(model, processor, args.data, output_dir, args.tasks, args.episodes, args.seed, args.env_seed,
-                       args.temperature, args.max_episode_steps)
+                       args.temperature, args.max_episode_steps, num_envs=args.num_envs, baselines=args.baselines,
+                       offline=not args.no_offline, videos=args.videos,
+                       model_dir=None if args.no_card else args.model, expert_cache=args.expert_cache)
     print(results_table(results))
-    print(f"wrote {output_dir}/eval_results.md, eval_results.json, eval_scores.png")
+    print(f"wrote {output_dir}/eval_results.md, eval_results.json, eval_episodes.jsonl, eval_scores.png"
+          + ("" if args.no_card else f" and the model-index metrics in {args.model}/README.md"))
     return 0

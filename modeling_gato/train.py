@@ -264,6 +264,31 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def usage_snippet(repo_id: str) -> list[str]:
+    """The card's "How to use" section: a snippet that runs as written (the test suite executes it) where only
+    torch and transformers are installed; `repo_id` is the Hub id, or the local directory the card was written in."""
+    return [
+        "## How to use",
+        "",
+        "The model's code ships in this repository (`trust_remote_code=True`); only `torch` and `transformers` are "
+        "needed. To act in environments, install the `modeling_gato` package with its `envs` extra and use "
+        "`modeling_gato.agent.GatoAgent`.",
+        "",
+        "```python",
+        "from transformers import AutoModelForCausalLM, AutoProcessor",
+        "",
+        f"repo_id = {json.dumps(repo_id)}  # a Hub repo id or a local directory",
+        "model = AutoModelForCausalLM.from_pretrained(repo_id, trust_remote_code=True).eval()",
+        "processor = AutoProcessor.from_pretrained(repo_id, trust_remote_code=True)",
+        "",
+        'inputs = processor(text="The agent picks up the")',
+        "tokens = model.generate(**inputs, max_new_tokens=8, do_sample=False)",
+        "print(processor.batch_decode(tokens[:, inputs[\"input_ids\"].shape[1]:], skip_special_tokens=True))",
+        "```",
+        "",
+    ]
+
+
 def model_card(config: TrainConfig, model_config: GatoConfig, manifests: dict, history: list[dict], steps: int,
                parameters: int) -> str:
     train_losses = [h["loss"] for h in history if "loss" in h]
@@ -286,6 +311,7 @@ def model_card(config: TrainConfig, model_config: GatoConfig, manifests: dict, h
         "`AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)` and "
         "`AutoProcessor.from_pretrained(path, trust_remote_code=True)`.",
         "",
+        *usage_snippet(config.hub_model_id or config.output_dir),
         "## Model",
         "",
         f"- {parameters / 1e6:.1f}M parameters: {model_config.num_hidden_layers} layers, width {model_config.hidden_size}, "

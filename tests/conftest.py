@@ -34,14 +34,19 @@ COLLECT_EPISODES = 3
 
 
 @pytest.fixture(scope="session")
-def collected(tmp_path_factory):
-    """A small real collection (every task, 3 expert episodes each), made once per test session.
+def expert_cache(tmp_path_factory) -> str:
+    """Where the session's stable-baselines3 experts are trained once and cached (GATO_EXPERT_CACHE to reuse
+    them between sessions)."""
+    return os.environ.get("GATO_EXPERT_CACHE", str(tmp_path_factory.mktemp("experts")))
 
-    Set GATO_EXPERT_CACHE to reuse trained stable-baselines3 experts between sessions."""
+
+@pytest.fixture(scope="session")
+def collected(tmp_path_factory, expert_cache):
+    """A small real collection (every task, 3 expert episodes each), made once per test session."""
     for package in ("minigrid", "metaworld", "stable_baselines3"):
         pytest.importorskip(package)
     root = tmp_path_factory.mktemp("collect")
-    cache = os.environ.get("GATO_EXPERT_CACHE", str(root / "experts"))
+    cache = expert_cache
     output = root / "data"
     result = subprocess.run(
         [sys.executable, "-m", "modeling_gato", "collect", "--output-dir", str(output), "--episodes",

@@ -15,13 +15,13 @@ from datasets import load_from_disk  # noqa: E402
 
 from modeling_gato import GatoProcessor  # noqa: E402
 from modeling_gato.collect import babyai_caption, babyai_questions, collect  # noqa: E402
-from modeling_gato.environments import TASKS, action_to_column, column_to_action, observation_to_columns  # noqa: E402
+from modeling_gato.environments import TRAINING_TASKS, action_to_column, column_to_action, observation_to_columns  # noqa: E402
 
 
 def test_every_source_is_written_with_consistent_columns(collected):
     output, _ = collected
     manifest = json.loads((output / "manifest.json").read_text())
-    assert set(manifest["tasks"]) == set(TASKS)
+    assert set(manifest["tasks"]) == set(TRAINING_TASKS)
     assert {t["domain"] for t in manifest["tasks"].values()} == {"babyai", "metaworld", "mujoco", "classic"}
     processor = GatoProcessor()
     for task, info in manifest["tasks"].items():
@@ -126,7 +126,7 @@ def test_the_builder_reads_the_collected_directory(collected):
     for streaming in (False, True):
         sources = sources_from_directory(str(output), weights={"metaworld": 2.0}, streaming=streaming)
         names = {s.name for s in sources}
-        assert names == set(TASKS) | {"text", "captions", "vqa"}
+        assert names == set(TRAINING_TASKS) | {"text", "captions", "vqa"}
         assert all(s.weight == 2.0 for s in sources if s.name.startswith("metaworld"))
         builder = GatoSequenceBuilder(processor, sources, context_length=1024, seed=0)
         samples = [s for _, s in zip(range(60), builder)]

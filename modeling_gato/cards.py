@@ -1,0 +1,390 @@
+"""Hub cards: the dataset card `collect` writes, evaluation metrics in a model card, and pushing a model directory.
+
+- `write_dataset_card(data_dir, manifest, scores, command)`: `<data_dir>/README.md`, a huggingface_hub
+  `DatasetCard` (YAML: license note, tags, task category reinforcement-learning, one `configs` entry per
+  source so `load_dataset(<dir or repo>, "<task>")` works) with, per task, the expert and its origin, episodes,
+  steps, tokens counted with `GatoProcessor`, the expert/random references, package versions, seeds and the
+  command that regenerates the directory.
+- `update_model_card(model_dir, results)`: evaluation results written into a model card's YAML as the Hub's
+  `model-index` (one `EvalResult` per task and metric) plus an "Evaluation" section, replaced on re-runs.
+- `push_model_directory(model_dir, repo_id)`: `HfApi.create_repo` + `upload_folder` of the whole directory,
+  card included (`Trainer.push_to_hub` would write its own card over ours).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from typing import Any
+
+EVALUATION_START = "<!-- modeling_gato:evaluation:start -->"
+EVALUATION_END = "<!-- modeling_gato:evaluation:end -->"
+VISION_LANGUAGE_SOURCES = ("text", "captions", "vqa")
+SOURCE_DESCRIPTIONS = {
+    "text": "paragraphs of Python's documentation",
+    "captions": "BabyAI agent views captioned from the level's objects",
+    "vqa": "questions about BabyAI agent views, answered from the level's objects",
+}
+METRICS = (  # (metric type on the Hub, key in evaluate's per-task results, readable name)
+    ("mean_reward", "mean_return", "mean return"),
+    ("success_rate", "success_rate", "success rate"),
+    ("expert_normalized_score", "normalized_score", "expert-normalized score"),
+)
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def _license(package: str) -> str:
+    try:
+        info = metadata.metadata(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+    return info.get("License-Expression") or info.get("License") or "see the package"
+
+
+# ---------------------------------------------------------------------------- tokens
+def count_tokens(rows: Iterable[Mapping[str, Any]], processor=None) -> int:
+    """Tokens of `rows` (episodes, text, caption or VQA rows) as `GatoProcessor.tokenize_sample` lays them out:
+    every image patch counts as one token, as do separators; rewards only if the processor includes them."""
+    if processor is None:
+        from .processing_gato import GatoProcessor
+
+        processor = GatoProcessor()
+    return int(sum(len(processor.tokenize_sample(row, index)["input_ids"]) for index, row in enumerate(rows)))
+
+
+def count_directory_tokens(data_dir: str, processor=None) -> dict[str, dict[str, int]]:
+    """{source: {"rows", "tokens"}} for every dataset of a `collect` directory (episodes/<task>, text, ...)."""
+    from datasets import load_from_disk
+
+    if processor is None:
+        from .processing_gato import GatoProcessor
+
+        processor = GatoProcessor()
+    paths = {}
+    episodes = os.path.join(data_dir, "episodes")
+    if os.path.isdir(episodes):
+        paths.update({task: os.path.join(episodes, task) for task in sorted(os.listdir(episodes))})
+    paths.update({kind: os.path.join(data_dir, kind) for kind in VISION_LANGUAGE_SOURCES
+                  if os.path.isdir(os.path.join(data_dir, kind))})
+    counts = {}
+    for source, path in paths.items():
+        dataset = load_from_disk(path)
+        counts[source] = {"rows": len(dataset), "tokens": count_tokens(dataset, processor)}
+    return counts
+
+
+# ---------------------------------------------------------------------------- dataset card
+def _size_category(rows: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if rows < limit:
+            return name
+    return "1M<n<10M"
+
+
+def dataset_card_text(manifest: Mapping[str, Any], scores: Mapping[str, Any], command: str | None,
+                      tokens: Mapping[str, Mapping[str, int]]) -> str:
+    """The markdown body of the dataset card (without YAML)."""
+    tasks = manifest.get("tasks", {})
+    lines = [
+        "# Gato expert episodes, text, captions and VQA (modeling_gato)",
+        "",
+        "Expert episodes from real environments, each played by the expert that ships with (or is trained here for) "
+        "the environment, with the expert and seeded uniform-random reference scores that the expert-normalized "
+        "score `(R - R_random) / (R_expert - R_random)` needs, plus text, captions and VQA rows: the data of "
+        "`python -m modeling_gato train` (modeling_gato, after Reed et al., *A Generalist Agent*, 2022).",
+        "",
+        "Load one task with `datasets.load_from_disk(\"<dir>/episodes/<task>\")`, or with "
+        "`datasets.load_dataset(\"<dir or repo>\", \"<task>\", split=\"train\")` (one config per task and source). "
+        "Columns follow the SPEC: `image_observations`, `text_observations`, `discrete_observations`, "
+        "`continuous_observations`, `discrete_actions`, `continuous_actions`, `rewards` (one entry per step), "
+        "and `task`. Continuous actions are stored mapped from the action space's bounds to [-1, 1].",
+        "",
+        "## Contents",
+        "",
+        "| task | domain | environment | expert (origin) | episodes | steps | tokens |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for task, info in tasks.items():
+        score = scores.get(task, {})
+        environment = score.get("environment") or f"{info.get('env_id', task)}"
+        origin = score.get("expert_origin") or info.get("expert", "n/a")
+        count = tokens.get(task, {}).get("tokens")
+        lines.append(f"| {task} | {info.get('domain', 'n/a')} | {environment} | {origin} | {info.get('episodes')} | "
+                     f"{info.get('steps')} | {'n/a' if count is None else f'{count:,}'} |")
+    for kind in VISION_LANGUAGE_SOURCES:
+        if kind in manifest and manifest[kind].get("rows"):
+            count = tokens.get(kind, {}).get("tokens")
+            source = manifest[kind].get("source", SOURCE_DESCRIPTIONS[kind])
+            lines.append(f"| {kind} | vision/language | {source} | | {manifest[kind]['rows']} rows | | "
+                         f"{'n/a' if count is None else f'{count:,}'} |")
+    total = sum(v.get("tokens", 0) for v in tokens.values())
+    lines += [
+        "",
+        f"Tokens ({total:,} in all) are counted with `GatoProcessor()` (the shipped tokenizer, default settings): "
+        "`tokenize_sample(row)` per row, every image patch one token, one separator per step, rewards not "
+        "included; text rows end with EOS.",
+        "",
+        "## Reference scores",
+        "",
+        "| task | expert return | expert success | random return | random success | episodes (expert / random) | "
+        "seeds (expert / random) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    notes = {}
+    for task, score in scores.items():
+        expert, random = score["expert"], score["random"]
+
+        def seeds(stats):
+            last = stats.get("last_seed", stats["seed"] + stats["episodes"] - 1)
+            return f"{stats['seed']}-{last}"
+
+        lines.append(
+            f"| {task} | {_number(expert['mean_return'])} ± {_number(expert.get('std_return'))} | "
+            f"{_percent(expert.get('success_rate'))} | {_number(random['mean_return'])} ± "
+            f"{_number(random.get('std_return'))} | {_percent(random.get('success_rate'))} | "
+            f"{expert['episodes']} / {random['episodes']} | {seeds(expert)} / {seeds(random)} |"
+        )
+        if score.get("note"):
+            notes[score["domain"]] = score["note"]
+    measured = sorted({s.get("measured") for s in scores.values() if s.get("measured")})
+    lines += [
+        "",
+        "Expert returns are the mean (± standard deviation) over the episodes listed; the random policy samples the "
+        "action space uniformly (seeded). A table where the expert does not beat random is refused when it is "
+        "written. Success is `info[\"success\"]` where the environment reports it (BabyAI: a positive return), "
+        "n/a otherwise."
+        + (f" Measured {measured[0]}" + (f" to {measured[-1]}." if len(measured) > 1 else ".") if measured else ""),
+        "",
+    ]
+    lines += [f"- **{domain}**: {note}" for domain, note in sorted(notes.items())]
+    lines += ["", "## Reproduce", ""]
+    if command:
+        lines += ["```bash", command, "```", ""]
+    lines.append(
+        f"Seed {manifest.get('seed', 'n/a')}: expert episode `i` of a task is played with `reset(seed=seed + i)`; "
+        "the random references with seeds from `seed + 1000000`. `python -m modeling_gato scores --data <dir>` "
+        "re-measures the references (use more episodes for tighter ones)."
+    )
+    versions = manifest.get("versions", {})
+    if versions:
+        lines += ["", "| package | version |", "|---|---|"]
+        lines += [f"| {name} | {version} |" for name, version in versions.items()]
+    if manifest.get("created"):
+        lines += ["", f"Created {manifest['created']}."]
+    packages = [p for p in ("gymnasium", "minigrid", "metaworld", "mujoco", "stable-baselines3")
+                if versions.get(p, "not installed") != "not installed"]
+    lines += [
+        "",
+        "## License",
+        "",
+        "The episodes are generated here by running these packages' environments and experts: "
+        + ", ".join(f"{p} ({_license(p)})" for p in packages)
+        + ". The text rows are paragraphs of Python's documentation (`pydoc_data.topics`, PSF License). "
+        "Check these licenses before redistributing.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_dataset_card(data_dir: str, manifest: Mapping[str, Any], scores: Mapping[str, Any],
+                       command: str | None) -> str:
+    """Write `<data_dir>/README.md` as a Hub dataset card; returns its path.
+
+    Token counts come from `manifest` (`tasks[task]["tokens"]`, `text["tokens"]`, ...) where `collect` stored them,
+    and are counted from the data otherwise.
+    """
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    tokens: dict[str, dict[str, int]] = {}
+    for task, info in manifest.get("tasks", {}).items():
+        if info.get("tokens") is not None:
+            tokens[task] = {"tokens": int(info["tokens"])}
+    for kind in VISION_LANGUAGE_SOURCES:
+        if manifest.get(kind, {}).get("tokens") is not None:
+            tokens[kind] = {"tokens": int(manifest[kind]["tokens"])}
+    expected = set(manifest.get("tasks", {})) | {k for k in VISION_LANGUAGE_SOURCES if manifest.get(k, {}).get("rows")}
+    if not expected <= set(tokens):
+        tokens = {**count_directory_tokens(data_dir), **tokens}
+    configs = [{"config_name": task, "data_files": f"episodes/{task}/data-*.arrow"} for task in manifest.get("tasks", {})]
+    configs += [{"config_name": kind, "data_files": f"{kind}/data-*.arrow"} for kind in VISION_LANGUAGE_SOURCES
+                if os.path.isdir(os.path.join(data_dir, kind))]
+    domains = sorted({info.get("domain") for info in manifest.get("tasks", {}).values() if info.get("domain")})
+    rows = sum(info.get("episodes", 0) for info in manifest.get("tasks", {}).values())
+    rows += sum(manifest.get(kind, {}).get("rows", 0) for kind in VISION_LANGUAGE_SOURCES)
+    data = DatasetCardData(
+        license="other",
+        license_name="environment-licenses",
+        task_categories=["reinforcement-learning"],
+        tags=["gato", "imitation-learning", "generalist-agent", "offline-rl", *domains],
+        size_categories=[_size_category(rows)],
+        pretty_name="Gato expert episodes (modeling_gato)",
+        configs=configs,
+    )
+    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{dataset_card_text(manifest, scores, command, tokens)}")
+    path = os.path.join(data_dir, "README.md")
+    card.save(path)
+    return path
+
+
+# ---------------------------------------------------------------------------- model card
+def evaluation_section(results: Mapping[str, Any]) -> str:
+    """The "Evaluation" markdown section of a model card, between markers so that a re-run replaces it."""
+    from .metrics import summary_table
+
+    lines = [
+        EVALUATION_START,
+        "## Evaluation",
+        "",
+        "| task | domain | return | success | expert-normalized score | expert return | random return |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for task, r in results["tasks"].items():
+        lines.append(
+            f"| {task} | {r.get('domain', 'n/a')} | {_number(r.get('mean_return'))} ± {_number(r.get('std_return'))} | "
+            f"{_percent(r.get('success_rate'))} | {_number(r.get('normalized_score'))} | "
+            f"{_number(r.get('expert_return'))} | {_number(r.get('random_return'))} |"
+        )
+    summary = results.get("summary") or {}
+    if "overall" in summary and "domains" in summary:
+        lines += ["", summary_table(summary)]
+    details = []
+    if results.get("episodes") is not None:
+        details.append(f"{results['episodes']} episodes per task")
+    if results.get("seed") is not None:
+        details.append(f"episode seeds from {results['seed']}")
+    if results.get("env_seed") is not None:
+        details.append(f"Meta-World goal set of env seed {results['env_seed']}")
+    if results.get("temperature") is not None:
+        details.append("greedy actions" if results["temperature"] <= 0 else f"temperature {results['temperature']}")
+    lines += [
+        "",
+        "Expert-normalized score: `(R - R_random) / (R_expert - R_random)` with the references stored with the data "
+        "(`scores.json`); IQM over pooled episodes with a stratified bootstrap confidence interval (Agarwal et al., "
+        "2021); >= 50% / >= 80%: tasks at that fraction of the expert (Reed et al., 2022, Figure 5)."
+        + (f" {details[0][0].upper()}{', '.join(details)[1:]}." if details else ""),
+        EVALUATION_END,
+    ]
+    return "\n".join(lines)
+
+
+def eval_results(results: Mapping[str, Any]) -> list:
+    """One huggingface_hub `EvalResult` per task and metric (None values are left out), plus per-domain and
+    overall IQM / mean expert-normalized scores when `results["summary"]` comes from `metrics.summarize`."""
+    from huggingface_hub import EvalResult
+
+    entries = []
+    for task, r in results["tasks"].items():
+        for metric_type, key, name in METRICS:
+            if r.get(key) is not None:
+                entries.append(EvalResult(
+                    task_type="reinforcement-learning", task_name="Reinforcement Learning", dataset_type=task,
+                    dataset_name=task, metric_type=metric_type, metric_name=name, metric_value=round(float(r[key]), 4),
+                ))
+    summary = results.get("summary") or {}
+    if "overall" in summary and "domains" in summary:
+        groups = [(f"modeling_gato-{domain}", f"{domain} tasks", group) for domain, group in summary["domains"].items()]
+        groups.append(("modeling_gato-all", "all tasks", summary["overall"]))
+        for dataset_type, dataset_name, group in groups:
+            for metric_type, key, name in (("iqm_expert_normalized_score", "iqm", "IQM expert-normalized score"),
+                                           ("mean_expert_normalized_score", "mean", "mean expert-normalized score")):
+                if group.get(key) is not None:
+                    entries.append(EvalResult(
+                        task_type="reinforcement-learning", task_name="Reinforcement Learning",
+                        dataset_type=dataset_type, dataset_name=dataset_name, metric_type=metric_type,
+                        metric_name=name, metric_value=round(float(group[key]), 4),
+                    ))
+    return entries
+
+
+def update_model_card(model_dir: str, results: Mapping[str, Any], model_name: str | None = None,
+                      dataset_name: str | None = None) -> str:
+    """Write evaluation `results` (evaluate's dict) into `<model_dir>/README.md`; returns the card's path.
+
+    The card's body is kept (a minimal card is created if there is none); its YAML gets `model-index` (replacing
+    any previous one) and, if given, `datasets: [dataset_name]` (a Hub dataset id); the "Evaluation" section
+    is replaced if present, appended otherwise.
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    if "tasks" not in results or not isinstance(results["tasks"], Mapping):
+        raise ValueError(f"results need a 'tasks' mapping (evaluate's output), got keys {sorted(results)}.")
+    path = os.path.join(model_dir, "README.md")
+    if os.path.exists(path):
+        card = ModelCard.load(path)
+    else:
+        data = ModelCardData(library_name="transformers", tags=["gato", "reinforcement-learning"])
+        card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n# {model_name or os.path.basename(os.path.abspath(model_dir))}\n")
+    card.data.model_name = model_name or card.data.model_name or os.path.basename(os.path.abspath(model_dir))
+    card.data.eval_results = eval_results(results) or None
+    if dataset_name:
+        card.data.datasets = [dataset_name]
+    tags = list(card.data.tags or [])
+    if "reinforcement-learning" not in tags:
+        card.data.tags = [*tags, "reinforcement-learning"]
+    section = evaluation_section(results)
+    text = card.text
+    if EVALUATION_START in text and EVALUATION_END in text:
+        before, _, rest = text.partition(EVALUATION_START)
+        _, _, after = rest.partition(EVALUATION_END)
+        text = before + section + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    card.text = text
+    card.save(path)
+    return path
+
+
+# ---------------------------------------------------------------------------- push
+def require_model_directory(model_dir: str) -> None:
+    """Refuse a directory that is not a saved model (no config.json)."""
+    if not os.path.isfile(os.path.join(model_dir, "config.json")):
+        raise FileNotFoundError(
+            f"{model_dir} is not a saved model directory: config.json is missing (expected the output directory of "
+            "`python -m modeling_gato train` or of `save_pretrained`)."
+        )
+
+
+def push_model_directory(model_dir: str, repo_id: str, token: str | None = None, private: bool | None = None,
+                         commit_message: str = "Upload Gato model (modeling_gato)",
+                         ignore_patterns: tuple[str, ...] = ("checkpoint-*",)) -> str:
+    """Create `repo_id` (if needed) and upload the whole saved model directory, card included; returns the
+    commit URL. Training checkpoints (`checkpoint-*`) are left out."""
+    require_model_directory(model_dir)
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    commit = api.upload_folder(repo_id=repo_id, folder_path=model_dir, commit_message=commit_message,
+                               ignore_patterns=list(ignore_patterns), repo_type="model")
+    return commit.commit_url
+
+
+def add_push_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a saved model directory (config.json, weights, processor, card)")
+    parser.add_argument("--repo-id", required=True, help="the Hub repository, e.g. your-name/gato-small")
+    parser.add_argument("--results", default=None,
+                        help="an eval_results.json of `evaluate`: written into the model card before the upload")
+    parser.add_argument("--dataset", default=None, help="Hub id of the training data, recorded in the card")
+    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the cached login)")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+
+
+def push_main(args: argparse.Namespace) -> int:
+    require_model_directory(args.model)
+    if args.results:
+        with open(args.results) as f:
+            results = json.load(f)
+        print(f"wrote the evaluation into {update_model_card(args.model, results, dataset_name=args.dataset)}")
+    url = push_model_directory(args.model, args.repo_id, token=args.token, private=True if args.private else None)
+    print(f"pushed {args.model} to {url}")
+    return 0

@@ -1,0 +1,182 @@
+"""The numbers people report for a generalist agent: expert-normalized scores, IQM with bootstrap CIs, counts.
+
+Pure numpy (no environment imports), after the conventions of the field:
+
+- expert-normalized return `(R - R_random) / (R_expert - R_random)` (Reed et al. 2022, section 4.1), refused
+  (`check_reference`) when the reference is undefined, i.e. expert <= random. (JAT's normalizer prints 1.0
+  there; an undefined ratio must never print as a score.)
+- interquartile mean (IQM) over pooled episodes with a stratified percentile-bootstrap 95% confidence interval
+  (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice", the `rliable` library):
+  IQM is `scipy.stats.trim_mean(x, 0.25)`, and each bootstrap sample resamples episodes with replacement
+  within each task, then pools them.
+- the Gato paper's counts of tasks at >= 50% and >= 80% of the expert's score (its Figure 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+THRESHOLDS = {"at_least_50": 0.5, "at_least_80": 0.8}
+
+
+def check_reference(task: str, expert: float, random: float) -> None:
+    """Refuse a reference where the expert does not beat the random policy: the normalized score is undefined."""
+    if expert is None or random is None:
+        raise ValueError(f"task {task}: the reference needs both returns, got expert {expert} and random {random}.")
+    if not (np.isfinite(expert) and np.isfinite(random)):
+        raise ValueError(f"task {task}: reference returns must be finite, got expert {expert} and random {random}.")
+    if expert <= random:
+        raise ValueError(
+            f"task {task}: the expert's mean return {expert:.6g} is not above the random policy's {random:.6g}; "
+            "the expert-normalized score (R - R_random) / (R_expert - R_random) would be undefined. "
+            "Use a better expert or more reference episodes."
+        )
+
+
+def normalized_score(value: float | None, expert: float | None, random: float | None,
+                     task: str = "task") -> float | None:
+    """`(value - random) / (expert - random)`; None when any of the three is None.
+
+    Raises ValueError (via `check_reference`) when expert <= random: such a table is refused, never scored.
+    """
+    if value is None or expert is None or random is None:
+        return None
+    check_reference(task, expert, random)
+    return (float(value) - float(random)) / (float(expert) - float(random))
+
+
+def score_episodes(returns: Sequence[float], expert: float | None, random: float | None,
+                   task: str = "task") -> list[float] | None:
+    """Per-episode expert-normalized scores of `returns`; None when the task has no return reference."""
+    if expert is None or random is None:
+        return None
+    return [normalized_score(value, expert, random, task) for value in returns]
+
+
+def interquartile_mean(values: Sequence[float] | np.ndarray) -> float:
+    """The mean of the middle 50% of `values`: `scipy.stats.trim_mean(values, 0.25)`.
+
+    `int(0.25 * n)` values are cut from each end of the sorted values (so for n not divisible by 4 slightly
+    more than half is kept), exactly as scipy and rliable do.
+    """
+    array = np.sort(np.asarray(values, dtype=np.float64).reshape(-1))
+    if array.size == 0:
+        raise ValueError("interquartile_mean needs at least one value, got none.")
+    cut = int(0.25 * array.size)
+    return float(array[cut:array.size - cut].mean())
+
+
+def _clean(scores: Sequence[float] | None) -> np.ndarray:
+    return np.asarray([] if scores is None else scores, dtype=np.float64).reshape(-1)
+
+
+def bootstrap_ci(
+    scores_by_task: Mapping[str, Sequence[float] | None],
+    statistic: Callable[[np.ndarray], float] = interquartile_mean,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Stratified percentile-bootstrap confidence interval of `statistic` over pooled episodes.
+
+    Each of `resamples` bootstrap samples draws, for every task (in the mapping's order), as many episodes as
+    it has, with replacement from that task's episodes; the draws are pooled and `statistic` is applied. The
+    interval is the `(1 - confidence) / 2` and `(1 + confidence) / 2` percentiles of those statistics (linear
+    interpolation, as numpy). Tasks with no scores (None or empty) are skipped.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}.")
+    tasks = [(task, _clean(scores)) for task, scores in scores_by_task.items()]
+    tasks = [(task, scores) for task, scores in tasks if scores.size]
+    if not tasks:
+        raise ValueError("bootstrap_ci needs at least one task with scores, got none.")
+    for task, scores in tasks:
+        if not np.all(np.isfinite(scores)):
+            raise ValueError(f"task {task}: episode scores must be finite, got {scores.tolist()}.")
+    rng = np.random.default_rng(seed)
+    draws = [scores[rng.integers(0, scores.size, size=(resamples, scores.size))] for _, scores in tasks]
+    pooled = np.concatenate(draws, axis=1)  # (resamples, total episodes)
+    statistics = np.array([statistic(sample) for sample in pooled])
+    tail = (1 - confidence) / 2
+    low, high = np.percentile(statistics, [100 * tail, 100 * (1 - tail)])
+    return float(low), float(high)
+
+
+def _summarize_group(per_task: Mapping[str, Mapping[str, Any]], confidence: float, resamples: int,
+                     seed: int) -> dict[str, Any]:
+    means = {t: r.get("normalized_score") for t, r in per_task.items()}
+    scored = {t: float(v) for t, v in means.items() if v is not None}
+    episodes = {t: _clean(r.get("episode_scores")) for t, r in per_task.items() if means[t] is not None}
+    episodes = {t: v for t, v in episodes.items() if v.size}
+    pooled = np.concatenate(list(episodes.values())) if episodes else np.zeros(0)
+    successes = [float(r["success_rate"]) for r in per_task.values() if r.get("success_rate") is not None]
+    summary: dict[str, Any] = {
+        "tasks": len(per_task),
+        "tasks_scored": len(scored),
+        "mean": float(np.mean(list(scored.values()))) if scored else None,
+        "iqm": interquartile_mean(pooled) if pooled.size else None,
+        "iqm_ci": list(bootstrap_ci(episodes, interquartile_mean, confidence, resamples, seed)) if episodes else None,
+        "episodes_scored": int(pooled.size),
+        "tasks_with_success": len(successes),
+        "mean_success_rate": float(np.mean(successes)) if successes else None,
+    }
+    for key, threshold in THRESHOLDS.items():
+        summary[key] = int(sum(value >= threshold for value in scored.values()))
+    return summary
+
+
+def summarize(per_task: Mapping[str, Mapping[str, Any]], confidence: float = 0.95, resamples: int = 2000,
+              seed: int = 0) -> dict[str, Any]:
+    """Per-domain and overall summary of per-task results.
+
+    `per_task[task]` holds "domain", "normalized_score" (the task's mean expert-normalized score, None where
+    the task has no defined return reference), "episode_scores" (per-episode normalized scores, None or empty
+    likewise) and optionally "success_rate". Every task counts in "tasks" (success-only tasks too); the
+    score statistics use the scored ones:
+
+    - "mean": the mean of the task means; "iqm" and "iqm_ci" ([low, high], `confidence` level): the IQM over
+      the pooled episodes and its stratified bootstrap interval;
+    - "at_least_50" / "at_least_80": how many tasks have a mean normalized score >= 0.5 / >= 0.8;
+    - "mean_success_rate" over the "tasks_with_success" tasks that report a success rate.
+    """
+    for task, result in per_task.items():
+        if "domain" not in result:
+            raise ValueError(f"task {task}: a per-task result needs a 'domain', got keys {sorted(result)}.")
+    domains: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for task, result in per_task.items():
+        domains.setdefault(result["domain"], {})[task] = result
+    return {
+        "domains": {d: _summarize_group(tasks, confidence, resamples, seed) for d, tasks in sorted(domains.items())},
+        "overall": _summarize_group(per_task, confidence, resamples, seed),
+        "confidence": confidence,
+        "resamples": resamples,
+        "seed": seed,
+    }
+
+
+def summary_table(summary: Mapping[str, Any]) -> str:
+    """A markdown table of `summarize`'s output: one row per domain and one overall."""
+    def number(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
+    def percent(value):
+        return "n/a" if value is None else f"{value:.0%}"
+
+    level = f"{summary.get('confidence', 0.95):.0%}"
+    lines = [f"| domain | tasks (scored) | mean normalized | IQM [{level} CI] | >= 50% | >= 80% | mean success |",
+             "|---|---|---|---|---|---|---|"]
+    rows = [*summary["domains"].items(), ("**overall**", summary["overall"])]
+    for name, group in rows:
+        ci = group["iqm_ci"]
+        interval = "" if ci is None else f" [{number(ci[0])}, {number(ci[1])}]"
+        lines.append(
+            f"| {name} | {group['tasks']} ({group['tasks_scored']}) | {number(group['mean'])} | "
+            f"{number(group['iqm'])}{interval} | {group['at_least_50']} | {group['at_least_80']} | "
+            f"{percent(group['mean_success_rate'])} |"
+        )
+    return "\n".join(lines)

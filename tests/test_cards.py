@@ -1,0 +1,147 @@
+"""Hub cards: the dataset card `collect` writes, model-index metrics in the model card, and the push guard."""
+
+import json
+import shlex
+
+import pytest
+from conftest import COLLECT_EPISODES
+from huggingface_hub import DatasetCard, ModelCard, metadata_load
+from huggingface_hub.repocard_data import model_index_to_eval_results
+
+from modeling_gato import GatoProcessor
+from modeling_gato.cards import push_model_directory, update_model_card
+from modeling_gato.metrics import score_episodes, summarize
+
+TRAIN_CARD = """---
+library_name: transformers
+tags: [gato, generalist-agent]
+pipeline_tag: text-generation
+---
+
+# Gato (modeling_gato)
+
+## Training data
+
+| task | domain | episodes |
+|---|---|---|
+| CartPole-v1 | classic | 40 |
+"""
+
+
+def make_results(scale: float = 1.0) -> dict:
+    """evaluate's result format, with per-episode scores and summarize's summary."""
+    references = {"BabyAI-GoToLocal-v0": ("babyai", 0.9, 0.2, [0.9, 0.55, 0.0, 0.2]),
+                  "CartPole-v1": ("classic", 500.0, 20.0, [500.0, 260.0, 20.0])}
+    tasks = {}
+    for task, (domain, expert, random, returns) in references.items():
+        returns = [r * scale for r in returns]
+        episodes = score_episodes(returns, expert, random, task)
+        successes = [r > 0 for r in returns] if domain == "babyai" else None
+        tasks[task] = {
+            "domain": domain, "mean_return": sum(returns) / len(returns), "std_return": 1.5,
+            "success_rate": None if successes is None else sum(successes) / len(successes),
+            "normalized_score": sum(episodes) / len(episodes), "episode_scores": episodes,
+            "expert_return": expert, "random_return": random,
+        }
+    return {"tasks": tasks, "summary": summarize(tasks, resamples=200), "episodes": 4, "seed": 1000, "env_seed": 1,
+            "temperature": 0.0}
+
+
+def card_values(path) -> dict:
+    card = ModelCard.load(path)
+    return {(r.dataset_type, r.metric_type): r.metric_value for r in card.data.eval_results}
+
+
+def test_model_card_gets_model_index_and_keeps_its_body(tmp_path):
+    (tmp_path / "README.md").write_text(TRAIN_CARD)
+    results = make_results()
+    path = update_model_card(str(tmp_path), results, model_name="gato-test", dataset_name="someone/gato-data")
+    text = open(path).read()
+    assert "## Training data" in text and "| CartPole-v1 | classic | 40 |" in text  # train's body is kept
+    assert text.count("## Evaluation") == 1
+    values = card_values(path)
+    local = results["tasks"]["BabyAI-GoToLocal-v0"]
+    assert values[("BabyAI-GoToLocal-v0", "mean_reward")] == round(local["mean_return"], 4) == 0.4125
+    assert values[("BabyAI-GoToLocal-v0", "success_rate")] == 0.75
+    assert values[("BabyAI-GoToLocal-v0", "expert_normalized_score")] == pytest.approx(round((0.4125 - 0.2) / 0.7, 4))
+    assert values[("CartPole-v1", "expert_normalized_score")] == pytest.approx(round((260 - 20) / 480, 4))
+    assert ("CartPole-v1", "success_rate") not in values  # None values are left out, never printed as 0
+    assert values[("modeling_gato-all", "iqm_expert_normalized_score")] == round(results["summary"]["overall"]["iqm"], 4)
+    assert values[("modeling_gato-babyai", "mean_expert_normalized_score")] == pytest.approx(
+        round(results["summary"]["domains"]["babyai"]["mean"], 4))
+    # the raw YAML parses back through the Hub's own model-index reader to the same numbers
+    metadata = metadata_load(path)
+    name, parsed = model_index_to_eval_results(metadata["model-index"])
+    assert name == "gato-test" and metadata["datasets"] == ["someone/gato-data"]
+    assert {(r.dataset_type, r.metric_type): r.metric_value for r in parsed} == values
+    assert all(r.task_type == "reinforcement-learning" for r in parsed)
+    assert metadata["library_name"] == "transformers" and "reinforcement-learning" in metadata["tags"]
+
+
+def test_rerun_replaces_rather_than_duplicates(tmp_path):
+    (tmp_path / "README.md").write_text(TRAIN_CARD)
+    first = update_model_card(str(tmp_path), make_results())
+    count = len(ModelCard.load(first).data.eval_results)
+    second = update_model_card(str(tmp_path), make_results(scale=0.5))
+    text = open(second).read()
+    assert text.count("## Evaluation") == 1 and text.count("modeling_gato:evaluation:start") == 1
+    card = ModelCard.load(second)
+    assert len(card.data.eval_results) == count
+    assert card_values(second)[("CartPole-v1", "mean_reward")] == round((250 + 130 + 10) / 3, 4)
+    assert "| CartPole-v1 | classic | 130.000 ± 1.500 |" in text and "| CartPole-v1 | classic | 260.000" not in text
+
+
+def test_missing_card_is_created_and_old_results_format_is_accepted(tmp_path):
+    results = make_results()
+    results["summary"] = {"tasks": 2, "mean_normalized_score": 0.4}  # evaluate's older summary: no domain table
+    path = update_model_card(str(tmp_path), results)
+    card = ModelCard.load(path)
+    assert card.data.model_name == tmp_path.name
+    assert {r.dataset_type for r in card.data.eval_results} == {"BabyAI-GoToLocal-v0", "CartPole-v1"}
+    with pytest.raises(ValueError, match="'tasks' mapping"):
+        update_model_card(str(tmp_path), {"summary": {}})
+
+
+def test_push_refuses_a_directory_without_config(tmp_path):
+    (tmp_path / "README.md").write_text(TRAIN_CARD)
+    with pytest.raises(FileNotFoundError, match=r"is not a saved model directory: config.json is missing"):
+        push_model_directory(str(tmp_path), "someone/gato")
+    from modeling_gato.cli import main
+
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        main(["push", "--model", str(tmp_path), "--repo-id", "someone/gato", "--results", "unused.json"])
+    assert (tmp_path / "README.md").read_text() == TRAIN_CARD  # nothing was written before the refusal
+
+
+def test_dataset_card_written_by_collect(collected, tmp_path):
+    from datasets import load_dataset, load_from_disk
+
+    output, _ = collected
+    manifest = json.loads((output / "manifest.json").read_text())
+    scores = json.loads((output / "scores.json").read_text())
+    card = DatasetCard.load(output / "README.md")
+    assert card.data.task_categories == ["reinforcement-learning"] and card.data.license == "other"
+    assert {"gato", "babyai", "metaworld"} <= set(card.data.tags)
+    # the exact command that regenerates the directory, rebuilt from the fixture's arguments
+    command = shlex.join(["python", "-m", "modeling_gato", "collect", "--output-dir", str(output), "--episodes",
+                          str(COLLECT_EPISODES), "--score-episodes", "3", "--seed", "0", "--text-paragraphs", "40",
+                          "--captions-per-task", "8"])
+    assert manifest["command"] == command and f"```bash\n{command}\n```" in card.text
+    # tokens of one task, counted independently with the processor
+    processor = GatoProcessor()
+    task = "BabyAI-GoToLocal-v0"
+    rows = load_from_disk(str(output / "episodes" / task))
+    tokens = sum(len(processor.tokenize_episode(row)["input_ids"]) for row in rows)
+    steps = manifest["tasks"][task]["steps"]
+    assert manifest["tasks"][task]["tokens"] == tokens > 16 * steps  # 16 patches a step, plus mission and action
+    info = manifest["tasks"][task]
+    origin = scores[task]["expert_origin"]
+    assert f"| {task} | babyai | {scores[task]['environment']} | {origin} | {info['episodes']} | {steps} | {tokens:,} |" \
+        in card.text
+    for name, entry in scores.items():  # every task's reference is in the table
+        assert f"| {name} | {entry['expert']['mean_return']:.3f} ±" in card.text
+    assert "1 - 0.9 * steps / max_steps" in card.text and "| minigrid | 3.2.0 |" in card.text
+    # the YAML configs let `load_dataset` read the directory like a Hub repository
+    loaded = load_dataset(str(output), "CartPole-v1", split="train", cache_dir=str(tmp_path / "cache"))
+    saved = load_from_disk(str(output / "episodes" / "CartPole-v1"))
+    assert len(loaded) == COLLECT_EPISODES and loaded[0]["discrete_actions"] == saved[0]["discrete_actions"]

@@ -1,0 +1,134 @@
+"""`evaluate`: the model beside random, expert and 1-NN on the same seeds, the numbers people report, artefacts."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from gato_testing import tiny_config
+
+from modeling_gato import GatoForCausalModeling, GatoProcessor
+from modeling_gato.evaluate import BASELINES, evaluate, reference_of, results_table
+
+pytest.importorskip("minigrid")
+pytest.importorskip("metaworld")
+
+TASKS = ["BabyAI-GoToRedBallGrey-v0", "CartPole-v1"]
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    torch.manual_seed(0)
+    model = GatoForCausalModeling(tiny_config(initializer_range=0.5, max_position_embeddings=512)).eval()
+    directory = tmp_path_factory.mktemp("model")
+    model.save_pretrained(directory)
+    GatoProcessor().save_pretrained(directory)
+    (directory / "README.md").write_text("---\nlicense: apache-2.0\n---\n\n# A tiny Gato\n\nTrained for a test.\n")
+    return model, directory
+
+
+@pytest.fixture(scope="module")
+def evaluated(collected, expert_cache, saved_model, tmp_path_factory):
+    data, _ = collected
+    model, directory = saved_model
+    output = tmp_path_factory.mktemp("eval")
+    results = evaluate(model, GatoProcessor(), str(data), str(output), tasks=TASKS, episodes=3, num_envs=3,
+                       max_episode_steps=12, videos=1, model_dir=str(directory), expert_cache=expert_cache,
+                       resamples=300, progress=False)
+    return results, output, data, directory
+
+
+def test_every_policy_plays_the_same_seeds_and_is_normalized_with_the_stored_reference(evaluated):
+    results, _, data, _ = evaluated
+    scores = json.loads((data / "scores.json").read_text())
+    for task in TASKS:
+        expert, random = scores[task]["expert"]["mean_return"], scores[task]["random"]["mean_return"]
+        entries = [results["tasks"][task]] + [results["baselines"][name][task] for name in BASELINES]
+        for entry in entries:
+            assert [e["seed"] for e in entry["episodes"]] == [1000, 1001, 1002]
+            returns = np.array([e["return"] for e in entry["episodes"]])
+            assert entry["mean_return"] == pytest.approx(returns.mean())
+            assert entry["normalized_score"] == pytest.approx((returns.mean() - random) / (expert - random))
+            assert entry["episode_scores"] == pytest.approx(list((returns - random) / (expert - random)))
+            low, high = entry["normalized_ci"]
+            assert min(entry["episode_scores"]) - 1e-9 <= low <= entry["normalized_score"] <= high
+            assert high <= max(entry["episode_scores"]) + 1e-9
+    # BabyAI reports success (reward > 0); CartPole has none
+    assert results["tasks"]["BabyAI-GoToRedBallGrey-v0"]["success_rate"] is not None
+    assert results["tasks"]["CartPole-v1"]["success_rate"] is None
+    # the expert really is the expert: BabyAI's bot succeeds, CartPole's PPO keeps the pole up for the 12 steps
+    assert results["baselines"]["expert"]["BabyAI-GoToRedBallGrey-v0"]["success_rate"] == 1.0
+    assert results["baselines"]["expert"]["CartPole-v1"]["mean_return"] == 12.0
+
+
+def test_summary_counts_and_iqm_follow_the_per_task_scores(evaluated):
+    results, *_ = evaluated
+    overall = results["summary"]["overall"]
+    means = [results["tasks"][t]["normalized_score"] for t in TASKS]
+    assert overall["tasks"] == 2 and overall["mean"] == pytest.approx(np.mean(means))
+    assert overall["at_least_50"] == sum(m >= 0.5 for m in means)
+    assert overall["at_least_80"] == sum(m >= 0.8 for m in means)
+    pooled = np.sort(np.concatenate([results["tasks"][t]["episode_scores"] for t in TASKS]))
+    assert overall["iqm"] == pytest.approx(pooled[1:-1].mean())  # 6 episodes: int(0.25 * 6) = 1 cut each end
+    assert set(results["summary"]["domains"]) == {"babyai", "classic"}
+    assert set(results["baseline_summaries"]) == set(BASELINES)
+
+
+def test_artefacts_per_episode_json_videos_table_and_model_index(evaluated):
+    from huggingface_hub import ModelCard
+
+    results, output, _, directory = evaluated
+    lines = [json.loads(line) for line in (output / "eval_episodes.jsonl").read_text().splitlines()]
+    assert len(lines) == len(TASKS) * (1 + len(BASELINES)) * 3
+    assert {line["policy"] for line in lines} == {"model", *BASELINES}
+    assert all({"seed", "return", "length", "success", "normalized_score"} <= set(line) for line in lines)
+    videos = sorted(p.name for p in (output / "videos").iterdir())
+    assert videos == ["BabyAI-GoToRedBallGrey-v0-seed1000.gif", "CartPole-v1-seed1000.gif"]
+    table = (output / "eval_results.md").read_text()
+    for text in ("**Gato (this model)**", "| 1-NN |", "IQM [95% CI]", ">= 80%", "Offline action prediction",
+                 "References (from `scores.json`)"):
+        assert text in table
+    assert (output / "eval_scores.png").stat().st_size > 10_000
+    card = ModelCard.load(directory / "README.md")
+    assert "Trained for a test." in card.text  # the body is kept
+    values = {(r.dataset_type, r.metric_type): r.metric_value for r in card.data.eval_results}
+    for task in TASKS:
+        assert values[(task, "mean_reward")] == pytest.approx(results["tasks"][task]["mean_return"], abs=1e-4)
+
+
+def test_batched_and_one_at_a_time_evaluation_agree(evaluated, saved_model, tmp_path):
+    results, _, data, _ = evaluated
+    model, _ = saved_model
+    again = evaluate(model, GatoProcessor(), str(data), str(tmp_path), tasks=TASKS, episodes=3, num_envs=1,
+                     max_episode_steps=12, baselines=(), offline=False, resamples=300, progress=False)
+    for task in TASKS:
+        batched = [{k: v for k, v in e.items() if k != "video"} for e in results["tasks"][task]["episodes"]]
+        assert again["tasks"][task]["episodes"] == batched
+
+
+def test_a_reference_where_the_expert_is_not_better_is_refused(collected, tmp_path):
+    data, _ = collected
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    scores = json.loads((copy / "scores.json").read_text())
+    scores["CartPole-v1"]["expert"]["mean_return"] = scores["CartPole-v1"]["random"]["mean_return"]
+    (copy / "scores.json").write_text(json.dumps(scores))
+    with pytest.raises(ValueError, match="CartPole-v1.*not above"):
+        reference_of("CartPole-v1", scores)
+    with pytest.raises(ValueError, match="CartPole-v1"):
+        evaluate(None, GatoProcessor(), str(copy), str(tmp_path / "eval"), tasks=["CartPole-v1"], progress=False)
+
+
+def test_a_success_only_task_prints_n_a_and_still_counts():
+    from modeling_gato.metrics import summarize
+
+    entry = {"domain": "babyai", "mean_return": 0.0, "std_return": 0.0, "success_rate": 0.5, "normalized_score": None,
+             "normalized_ci": None, "episode_scores": None, "episodes": [], "expert_return": None,
+             "random_return": None, "expert_success_rate": 1.0, "random_success_rate": 0.2}
+    results = {"tasks": {"t": entry}, "baselines": {}, "summary": summarize({"t": entry}), "episodes": 2, "seed": 0,
+               "env_seed": 1, "temperature": 0.0, "max_episode_steps": None}
+    table = results_table(results)
+    row = next(line for line in table.splitlines() if line.startswith("| t |"))
+    assert row.endswith("| 50% | n/a |")
+    assert results["summary"]["overall"]["tasks"] == 1 and results["summary"]["overall"]["tasks_scored"] == 0
