@@ -4,7 +4,9 @@ Sequential: `evaluate.play_episode` in a loop with one `GatoAgent` (one model ca
 `evaluate` plays today. Batched: `rollouts.run_episodes` with a `BatchedGatoAgent` on a `SyncVectorEnv` of N copies
 (one model call per action token for all N rows, one KV cache). Both play the same seeds, with the same prompt, and
 must give the same per-episode results (seed, return, length, success): the table says whether they do. Times
-include the environments' own steps and resets, as a real evaluation does.
+include making the environments (N of them, plus one for the spaces, in the batched run) and their steps and
+resets, as a real evaluation does. "window cuts": how often the sequential agent's window was full and recomputed
+(the batched agent cuts the same windows).
 
     python benchmarks/eval_bench.py                       # demo-2 model and demo-full prompts when present
     python benchmarks/eval_bench.py --random-model        # a random model of the same size instead
@@ -13,6 +15,7 @@ include the environments' own steps and resets, as a real evaluation does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import sys
@@ -55,14 +58,26 @@ def prompt_of(task: str, data_dir: str | None):
     return rows[len(rows) - 1]
 
 
-def sequential(model, processor, task, seeds, prompt, cap, env_seed) -> tuple[list[dict], float]:
+class CountingAgent(GatoAgent):
+    """A `GatoAgent` that counts its window cuts (each one recomputes the whole window: the cost batching cannot
+    share on a CPU, where a long forward pass is already compute-bound)."""
+
+    cuts = 0
+
+    def _make_room(self, needed: int) -> None:
+        if self._window_tokens() + needed > self.context_length:
+            self.cuts += 1
+        super()._make_room(needed)
+
+
+def sequential(model, processor, task, seeds, prompt, cap, env_seed) -> tuple[list[dict], float, int]:
     spec = get_task(task)
     started = time.perf_counter()
     env = make_env(spec, seed=env_seed)
-    agent = GatoAgent(model, processor, env.observation_space, env.action_space, prompt=prompt)
+    agent = CountingAgent(model, processor, env.observation_space, env.action_space, prompt=prompt)
     results = [play_episode(env, agent, seed, cap, babyai=spec.domain == "babyai") for seed in seeds]
     env.close()
-    return results, time.perf_counter() - started
+    return results, time.perf_counter() - started, agent.cuts
 
 
 def batched(model, processor, task, seeds, prompt, cap, env_seed, num_envs) -> tuple[list[dict], float]:
@@ -99,18 +114,27 @@ def main() -> int:
           f"{model.config.max_position_embeddings}); prompts: {'last episode in ' + os.path.relpath(data, ROOT) if data else 'none'}. "
           f"{args.episodes} episodes per task (seeds {seeds[0]}...), at most {args.max_episode_steps} steps each, "
           f"greedy. Command: `{' '.join(['python', 'benchmarks/eval_bench.py', *sys.argv[1:]])}`\n")
-    print("| task | num_envs | steps played | sequential episodes/s | batched episodes/s | speed-up | same results |")
-    print("|---|---|---|---|---|---|---|")
+    print("| task | steps per episode (cap) | steps played | window cuts | make_env s | num_envs | sequential episodes/s "
+          "| batched episodes/s | speed-up | same results |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    quiet = contextlib.redirect_stdout(sys.stderr)  # minigrid prints "Sampling rejected" while making levels
     for task in args.tasks:
         prompt = prompt_of(task, data)
-        reference, seconds = sequential(model, processor, task, seeds, prompt, args.max_episode_steps, args.env_seed)
+        with quiet:
+            started = time.perf_counter()
+            make_env(task, seed=args.env_seed).close()
+            making = time.perf_counter() - started
+            reference, seconds, cuts = sequential(model, processor, task, seeds, prompt, args.max_episode_steps,
+                                                  args.env_seed)
         steps = sum(r["length"] for r in reference)
         print(f"{task}: sequential {seconds:.1f} s, mean return {np.mean([r['return'] for r in reference]):.3f}",
               file=sys.stderr)
         for num_envs in args.num_envs:
-            results, batched_seconds = batched(model, processor, task, seeds, prompt, args.max_episode_steps,
-                                               args.env_seed, num_envs)
-            print(f"| {task} | {num_envs} | {steps} | {len(seeds) / seconds:.3f} | {len(seeds) / batched_seconds:.3f} "
+            with quiet:
+                results, batched_seconds = batched(model, processor, task, seeds, prompt, args.max_episode_steps,
+                                                   args.env_seed, num_envs)
+            print(f"| {task} | {steps / len(seeds):.1f} ({args.max_episode_steps}) | {steps} | {cuts} | {making:.2f} "
+                  f"| {num_envs} | {len(seeds) / seconds:.3f} | {len(seeds) / batched_seconds:.3f} "
                   f"| **{seconds / batched_seconds:.2f}x** | {results == reference} |", flush=True)
     return 0
 

@@ -311,8 +311,10 @@ def model_card(path: str, report: dict[str, Any]) -> str:
         "## Load", "",
         "```python",
         "from transformers import AutoModelForCausalLM, AutoProcessor",
-        "model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)",
-        "processor = AutoProcessor.from_pretrained(path, trust_remote_code=True)",
+        "",
+        'repo_id = "path/to/this/directory"  # or the Hub id it was pushed to',
+        "model = AutoModelForCausalLM.from_pretrained(repo_id, trust_remote_code=True)",
+        "processor = AutoProcessor.from_pretrained(repo_id, trust_remote_code=True)",
         "```", "",
     ])
 

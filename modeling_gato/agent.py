@@ -9,6 +9,10 @@ oldest whole timesteps are dropped (a quarter of the window at a time) and the K
 With `use_cache=True` (default) every token costs one forward pass over the new tokens only (transformers'
 `DynamicCache`); `use_cache=False` recomputes the whole window for every action token, as earlier open
 implementations do (kept for tests and benchmarks: the actions are the same).
+
+`BatchedGatoAgent` acts in N environments at once (`rollouts.run_episodes` drives it in a gymnasium vector env):
+one forward pass per action token for all rows, one KV cache whose rows are padded and masked, each row acting
+exactly as a `GatoAgent` would.
 """
 
 from __future__ import annotations
@@ -284,6 +288,8 @@ class BatchedGatoAgent:
     def act(self, observations: Sequence[Any], rows: Sequence[int], rewards: Sequence[float] | None = None) -> list[Any]:
         """Raw gymnasium observations of `rows` in, one environment action per row out (in the order of `rows`)."""
         rows = self._checked(rows)
+        if not rows:
+            return []
         if len(observations) != len(rows):
             raise ValueError(f"act: got {len(observations)} observations for {len(rows)} rows; expected one per row.")
         states = []

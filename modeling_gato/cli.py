@@ -71,9 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(train)
     evaluate = commands.add_parser(
         "evaluate",
-        help="run a saved model as an agent on every task: returns, success, expert-normalized scores",
-        description="Evaluate a saved model in each task's environment, prompted with a demonstration from the "
-        "collected data; writes a markdown table, JSON and a bar chart.",
+        help="run a saved model as an agent on every task beside random, expert and 1-NN baselines",
+        description="Evaluate a saved model in each task's environment (N environments at once, one batched model "
+        "call per token), prompted with a demonstration from the collected data, beside random, expert and "
+        "1-nearest-neighbour baselines on the same seeds: return, success, expert-normalized score with bootstrap "
+        "intervals, per-domain IQM and >= 50% / >= 80% counts, offline action prediction. Writes markdown, JSON, "
+        "per-episode JSONL, a bar chart with error bars, optional GIFs, and the metrics into the model card.",
     )
     from .evaluate import add_arguments as add_evaluate_arguments
 

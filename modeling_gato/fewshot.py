@@ -13,8 +13,8 @@ The recipe (paper section 5.2, at our scale), in one output directory:
       adapt_results.md      the same as a table, with the command that reproduces it
 
 Demonstration seeds (`seed` ... `seed + K`) and evaluation seeds (`eval_seed` ... `eval_seed + E - 1`) must not
-overlap, so the evaluated BabyAI levels are not the demonstrated ones. Meta-World ignores reset seeds: its goal
-set comes from the environment seed (`seed` for the demonstrations, `env_seed` for evaluation).
+overlap, so the evaluated BabyAI levels are not the demonstrated ones. Meta-World's set of 50 goals comes from
+the environment seed (`seed` for the demonstrations, `env_seed` for evaluation) and the episode seed picks one.
 
 Held-out tasks (`environments.HELD_OUT_TASKS`) are never in the default collection, so a model trained with
 the defaults has not seen them; any other task can be adapted to as well (the results say whether it was held out).

@@ -19,8 +19,9 @@ Facts worth knowing before reading the numbers (minigrid 3.2.0, metaworld 3.1.1,
 - Meta-World v3 episodes last 500 steps and do not terminate on success; the scripted policies that ship
   with metaworld score thousands (reach about 4,800 vs random 900). JAT's published Meta-World references are
   v2 with PPO experts (reach expert 681, below v3 random): references are per environment version.
-- Meta-World 3.1.1 ignores `reset(seed=...)`: its 50 goals are fixed by the seed given when the environment is
-  made (`env_seed`, recorded with each reference).
+- Meta-World 3.1.1 ignores `reset(seed=...)` by itself; `environments.make_env` fixes the set of 50 goals from
+  the seed given when the environment is made (`env_seed`, recorded with each reference) and picks one from
+  each episode seed.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ DOMAIN_NOTES = {
               "Report the success rate beside the normalized return.",
     "metaworld": "Meta-World v3: 500-step episodes that do not terminate on success, scored with the scripted "
                  "policy that ships with metaworld. References are per environment version: v2 references (e.g. "
-                 "JAT's, PPO experts) do not apply. Meta-World ignores reset(seed=...); its 50 goals are fixed by "
-                 "env_seed.",
+                 "JAT's, PPO experts) do not apply. The set of 50 goals is fixed by env_seed; each "
+                 "episode seed picks one of them.",
 }
 ENVIRONMENT_PACKAGES = {"babyai": ("minigrid",), "metaworld": ("metaworld", "mujoco"), "mujoco": ("gymnasium", "mujoco"),
                         "classic": ("gymnasium",)}

@@ -45,7 +45,7 @@ def test_acting_with_the_cache_equals_acting_without_it(task):
     model, processor = lively_model(), GatoProcessor()
     runs = []
     for use_cache in (True, False):
-        env = make_env(task)  # a fresh environment: Meta-World ignores reset(seed=...)
+        env = make_env(task)  # a fresh environment for each run
         agent = GatoAgent(model, processor, env.observation_space, env.action_space, use_cache=use_cache)
         runs.append(play(agent, env, steps=14))
     assert runs[0] == runs[1]

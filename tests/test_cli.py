@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["collect", "train", "evaluate", "act", "demo"]
+COMMANDS = ["collect", "scores", "train", "evaluate", "act", "adapt", "offline", "push", "demo"]
 
 
 def run(*args, timeout=300):
