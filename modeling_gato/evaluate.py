@@ -342,6 +342,28 @@ def episode_records(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     return records
 
 
+def _grouped_bars(axis, labels: list[str], series: list[tuple[str, list[Mapping[str, Any]], str, str]]) -> None:
+    """One group of bars per label, one bar per series `(name, entries, value key, interval key)`, with the
+    interval as error bars (a None value is drawn as 0 without error bar)."""
+    import matplotlib.pyplot as plt
+
+    colors = plt.get_cmap("tab10")
+    width = 0.8 / max(len(series), 1)
+    for number, (name, entries, key, interval_key) in enumerate(series):
+        values, errors = [], [[], []]
+        for entry in entries:
+            value, interval = entry.get(key), entry.get(interval_key)
+            values.append(0.0 if value is None else value)
+            errors[0].append(0.0 if value is None or not interval else max(0.0, value - interval[0]))
+            errors[1].append(0.0 if value is None or not interval else max(0.0, interval[1] - value))
+        positions = np.arange(len(labels)) + (number - (len(series) - 1) / 2) * width
+        axis.bar(positions, values, width, yerr=errors, capsize=2, color=colors(number), label=name)
+    axis.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    axis.axhline(0.0, color="black", linewidth=0.5)
+    axis.set_xticks(range(len(labels)))
+    axis.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+
+
 def write_results(results: Mapping[str, Any], output_dir: str) -> None:
     """eval_results.json / .md, eval_episodes.jsonl and eval_scores.png in `output_dir`."""
     import matplotlib
@@ -360,46 +382,20 @@ def write_results(results: Mapping[str, Any], output_dir: str) -> None:
 
     policies = _policies(results)
     tasks = list(results["tasks"])
-    colors = plt.get_cmap("tab10")
     figure, (left, right) = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(tasks) + 5), 4.8),
                                          gridspec_kw={"width_ratios": [max(len(tasks), 1), 3]})
-    width = 0.8 / len(policies)
-    for number, (name, per_task, _) in enumerate(policies):
-        values, errors = [], [[], []]
-        for task in tasks:
-            entry = per_task.get(task, {})
-            value, interval = entry.get("normalized_score"), entry.get("normalized_ci")
-            values.append(0.0 if value is None else value)
-            errors[0].append(0.0 if value is None or not interval else max(0.0, value - interval[0]))
-            errors[1].append(0.0 if value is None or not interval else max(0.0, interval[1] - value))
-        positions = np.arange(len(tasks)) + (number - (len(policies) - 1) / 2) * width
-        left.bar(positions, values, width, yerr=errors, capsize=2, color=colors(number), label=POLICY_NAMES[name])
-    left.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    _grouped_bars(left, tasks, [(POLICY_NAMES[name], [per_task.get(task, {}) for task in tasks], "normalized_score",
+                                 "normalized_ci") for name, per_task, _ in policies])
     left.axhline(0.5, color="grey", linestyle=":", linewidth=1)
-    left.axhline(0.0, color="black", linewidth=0.5)
-    left.set_xticks(range(len(tasks)))
-    left.set_xticklabels(tasks, rotation=30, ha="right", fontsize=8)
     left.set_ylabel("expert-normalized score (mean, 95% CI)")
     left.set_title("per task (n/a plotted as 0)")
     left.legend(fontsize=7)
     summaries = [(name, summary) for name, _, summary in policies if summary]
     groups = (list(summaries[0][1]["domains"]) + ["all"]) if summaries else []
-    width = 0.8 / max(len(summaries), 1)
-    for number, (name, summary) in enumerate(summaries):
-        values, errors = [], [[], []]
-        for group_name in groups:
-            group = summary["overall"] if group_name == "all" else summary["domains"][group_name]
-            value, interval = group.get("iqm"), group.get("iqm_ci")
-            values.append(0.0 if value is None else value)
-            errors[0].append(0.0 if value is None or not interval else max(0.0, value - interval[0]))
-            errors[1].append(0.0 if value is None or not interval else max(0.0, interval[1] - value))
-        positions = np.arange(len(groups)) + (number - (len(summaries) - 1) / 2) * width
-        right.bar(positions, values, width, yerr=errors, capsize=2, color=colors(number), label=POLICY_NAMES[name])
-    right.axhline(1.0, color="black", linestyle="--", linewidth=1)
-    right.axhline(0.0, color="black", linewidth=0.5)
-    right.set_xticks(range(len(groups)))
-    right.set_xticklabels(groups, rotation=30, ha="right", fontsize=8)
-    right.set_title("IQM per domain (stratified bootstrap 95% CI)")
+    _grouped_bars(right, groups, [(POLICY_NAMES[name], [summary["overall"] if group == "all" else
+                                                         summary["domains"][group] for group in groups], "iqm", "iqm_ci")
+                                  for name, summary in summaries])
+    right.set_title("IQM per domain (95% CI)")
     figure.suptitle("Gato: one set of weights, every task, beside random, expert and 1-NN")
     figure.tight_layout()
     figure.savefig(os.path.join(output_dir, "eval_scores.png"), dpi=120)

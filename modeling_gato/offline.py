@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .processing_gato import GatoProcessor, _flatten_nested
+from .processing_gato import GatoProcessor, _flatten_nested, _space_kind
 from .sequences import _slice_sample
 
 ACTION_COLUMNS = ("continuous_actions", "discrete_actions")  # the order of the action tokens in a timestep
@@ -64,16 +64,6 @@ def action_space_from_description(description: Mapping[str, Any]) -> SimpleNames
         high = np.broadcast_to(np.asarray(description["high"], np.float64), shape).copy()
         return SimpleNamespace(type="Box", shape=shape, low=low, high=high, dtype=np.float32)
     raise ValueError(f"action_space: type {kind!r} is not supported; expected Discrete, MultiDiscrete or Box.")
-
-
-def _space_kind(space: Any) -> str:
-    if hasattr(space, "nvec"):
-        return "multi_discrete"
-    if hasattr(space, "n"):
-        return "discrete"
-    if hasattr(space, "low") and hasattr(space, "high"):
-        return "box"
-    raise ValueError(f"action_space {space!r}: expected a Discrete, MultiDiscrete or Box space, or its description dict.")
 
 
 # ---------------------------------------------------------------------------- windows

@@ -54,6 +54,7 @@ from .environments import (
 
 GIF_FRAME_MS = 100
 VIDEO_MAX_SIDE = 320
+VIDEO_MAX_FRAMES = 100
 
 
 # ---------------------------------------------------------------------------- policies
@@ -262,12 +263,18 @@ def run_episodes(
 
 
 def write_gif(frames: Sequence[np.ndarray], path: str, frame_ms: int = GIF_FRAME_MS,
-              max_side: int = VIDEO_MAX_SIDE) -> str:
-    """Write RGB frames `(height, width, 3)` uint8 as a looping GIF (scaled down to `max_side`); returns `path`."""
+              max_side: int = VIDEO_MAX_SIDE, max_frames: int = VIDEO_MAX_FRAMES) -> str:
+    """Write RGB frames `(height, width, 3)` uint8 as a looping GIF (scaled down to `max_side`); returns `path`.
+
+    Longer episodes keep every k-th frame (at most `max_frames`: a 500-step Meta-World episode is 4 MB, not
+    20 MB), each shown k times as long, so the GIF still lasts `len(frames) * frame_ms`."""
     from PIL import Image
 
     if not len(frames):
         raise ValueError(f"write_gif: no frames for {path}.")
+    stride = -(-len(frames) // max_frames)
+    durations = [frame_ms * min(stride, len(frames) - start) for start in range(0, len(frames), stride)]
+    frames = frames[::stride]
     images = []
     for frame in frames:
         image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
@@ -275,5 +282,5 @@ def write_gif(frames: Sequence[np.ndarray], path: str, frame_ms: int = GIF_FRAME
             scale = max_side / max(image.size)
             image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
         images.append(image)
-    images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
     return path

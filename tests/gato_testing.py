@@ -30,3 +30,17 @@ def make_episode(num_steps: int = 2, seed: int = 0, image_size=(32, 48)) -> dict
         "continuous_actions": rng.uniform(-1, 1, size=(num_steps, 2)).tolist(),
         "task": "test",
     }
+
+
+# Python source that makes `import modeling_gato` fail in a child process (remote-code and snippet tests).
+HIDE_MODELING_GATO = """
+import importlib.abc, sys
+
+class RefuseGato(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "modeling_gato" or name.startswith("modeling_gato."):
+            raise ImportError("modeling_gato is hidden from this process")
+        return None
+
+sys.meta_path.insert(0, RefuseGato())
+"""

@@ -8,21 +8,13 @@ import sys
 import textwrap
 
 import torch
-from gato_testing import make_episode, tiny_config
+from gato_testing import HIDE_MODELING_GATO, make_episode, tiny_config
 
 from modeling_gato import GatoForCausalModeling, GatoProcessor
 
-CHILD = textwrap.dedent(
+CHILD = HIDE_MODELING_GATO + textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class RefuseGato(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "modeling_gato" or name.startswith("modeling_gato."):
-                raise ImportError("modeling_gato is hidden from this process")
-            return None
-
-    sys.meta_path.insert(0, RefuseGato())
+    import json
     try:
         import modeling_gato  # noqa: F401
         raise SystemExit("modeling_gato should not be importable here")

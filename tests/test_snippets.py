@@ -23,22 +23,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from gato_testing import tiny_config
+from gato_testing import HIDE_MODELING_GATO, tiny_config
 
 from modeling_gato import GatoForCausalModeling, GatoProcessor
 
 ROOT = Path(__file__).resolve().parents[1]
-HIDE_PACKAGE = textwrap.dedent(
+HIDE_PACKAGE = HIDE_MODELING_GATO + textwrap.dedent(
     """
-    import importlib.abc, runpy, sys
-
-    class RefuseGato(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "modeling_gato" or name.startswith("modeling_gato."):
-                raise ImportError("modeling_gato is hidden from this process")
-            return None
-
-    sys.meta_path.insert(0, RefuseGato())
+    import runpy
     runpy.run_path(sys.argv[1], run_name="__main__")
     """
 )
