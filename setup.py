@@ -52,6 +52,9 @@ setup(
             "matplotlib>=3.8",
             "peft>=0.13",
             "ruff>=0.5",
+            # tests/test_packaging.py builds the wheel offline (`pip wheel --no-build-isolation`) in this environment
+            "setuptools>=70.1",
+            "wheel>=0.43",
         ],
     },
     entry_points={"console_scripts": ["gato=modeling_gato.cli:main"]},
