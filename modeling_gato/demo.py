@@ -196,7 +196,7 @@ def run_full_demo(args: argparse.Namespace) -> None:
         logging_steps=2 if quick else 20, save_total_limit=1, seed=args.seed, weights=_weights(args),
     )
     elapsed = (time.time() - started) / 60
-    evaluation_minutes = 1 if quick else 10
+    evaluation_minutes = 1 if quick else 15  # model, random, expert and 1-NN on every task, offline prediction
     train_minutes = max(0.5, args.minutes - elapsed - evaluation_minutes)
     step_seconds = _calibrate_step_seconds(config, processor, data_dir)
     config.max_steps = args.max_steps or max(4, int(train_minutes * 60 / step_seconds * 0.9))
