@@ -128,7 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; a bad argument or input (ValueError, a missing or existing file) ends with a one-line
+    `error: ...` and exit status 2 instead of a traceback (GATO_TRACEBACK=1 shows the traceback)."""
+    import os
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        if os.environ.get("GATO_TRACEBACK"):
+            raise
+        parser.exit(2, f"{parser.prog} {args.command}: error: {error}\n")
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "collect":
         from .collect import main as collect_main
 

@@ -126,14 +126,24 @@ def policy_entry(task: str, per_episode: list[dict[str, Any]], reference: Mappin
     }
 
 
-def _policy_factory(name: str, task: str, data_dir: str, expert_cache: str | None, held_out: int):
+def _held_out(model_dir: str | None) -> int:
+    """How many episodes per task `train` held out for this model (`training_config.json`), else 1."""
+    path = os.path.join(model_dir, "training_config.json") if model_dir else None
+    if path and os.path.isfile(path):
+        with open(path) as f:
+            return int(json.load(f).get("eval_episodes", 1))
+    return 1
+
+
+def _policy_factory(name: str, task: str, data_dir: str, expert_cache: str | None, held_out: int,
+                    expert_steps: int | None = None):
     from .rollouts import expert_policy, random_policy
 
     if name == "random":
         return random_policy
     if name == "expert":
         cache = expert_cache or os.path.join(os.path.expanduser("~"), ".cache", "modeling_gato", "experts")
-        return expert_policy(task, cache)
+        return expert_policy(task, cache, expert_steps)
     if name == "nearest":
         from datasets import load_from_disk
 
@@ -163,13 +173,15 @@ def evaluate(
     videos: int = 0,
     model_dir: str | None = None,
     expert_cache: str | None = None,
-    held_out: int = 1,
+    held_out: int | None = None,
     confidence: float = 0.95,
     resamples: int = 2000,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate `model` (and `baselines`) on `tasks` (default: every task in `data_dir`); returns and writes the
-    results (see the module docstring). `model_dir`: also write the metrics into that directory's model card."""
+    results (see the module docstring). `model_dir`: also write the metrics into that directory's model card.
+    `held_out`: the last episodes of each task that training held out (the 1-NN index and the offline metrics
+    leave them out / score them); default: `eval_episodes` of `<model_dir>/training_config.json`, else 1."""
     from datasets import load_from_disk
 
     from .rollouts import gato_policy, run_episodes
@@ -179,10 +191,24 @@ def evaluate(
             raise ValueError(f"baselines: unknown baseline {name!r}; expected some of {list(BASELINES)}.")
     if episodes < 1:
         raise ValueError(f"episodes: expected at least 1, got {episodes}.")
+    if num_envs < 1:
+        raise ValueError(f"num_envs: expected at least 1 environment, got {num_envs}.")
+    if videos < 0:
+        raise ValueError(f"videos: expected 0 or more episodes to record, got {videos}.")
+    if max_episode_steps is not None and max_episode_steps < 1:
+        raise ValueError(f"max_episode_steps: expected at least 1 (or None for the environment's limit), got "
+                         f"{max_episode_steps}.")
+    for name in ("scores.json", "manifest.json"):
+        if not os.path.isfile(os.path.join(data_dir, name)):
+            raise FileNotFoundError(f"data_dir: {data_dir} has no {name}; expected a directory written by "
+                                    "`python -m modeling_gato collect` (`scores` re-measures scores.json).")
     with open(os.path.join(data_dir, "scores.json")) as f:
         scores = json.load(f)
     with open(os.path.join(data_dir, "manifest.json")) as f:
         manifest = json.load(f)
+    held_out = _held_out(model_dir) if held_out is None else held_out
+    if held_out < 1:
+        raise ValueError(f"held_out: expected at least 1 held-out episode per task, got {held_out}.")
     tasks = tasks or [t for t in manifest["tasks"] if t in TASKS]
     for task in tasks:
         get_task(task)
@@ -192,7 +218,7 @@ def evaluate(
     results: dict[str, Any] = {
         "tasks": {}, "baselines": {name: {} for name in baselines}, "episodes": episodes, "seed": seed,
         "env_seed": env_seed, "temperature": temperature, "max_episode_steps": max_episode_steps,
-        "num_envs": num_envs, "data_dir": os.path.abspath(data_dir), "confidence": confidence,
+        "num_envs": num_envs, "data_dir": data_dir, "held_out": held_out, "confidence": confidence,
     }
     video_dir = os.path.join(output_dir, "videos") if videos else None
     started = time.time()
@@ -210,12 +236,16 @@ def evaluate(
                                    max_episode_steps=max_episode_steps, video_dir=video_dir, videos=videos,
                                    progress=False)
         timings[task] = time.perf_counter() - clock
+        for episode in per_episode:  # paths relative to the output directory, which may be moved
+            if "video" in episode:
+                episode["video"] = os.path.relpath(episode["video"], output_dir)
         bar.update(1)
         entry = {"domain": spec.domain, **reference}
         entry.update(policy_entry(task, per_episode, reference, confidence, resamples))
         results["tasks"][task] = entry
         for name in baselines:
-            factory = _policy_factory(name, task, data_dir, expert_cache, held_out)
+            factory = _policy_factory(name, task, data_dir, expert_cache, held_out,
+                                      scores.get(task, {}).get("expert_steps"))
             played = run_episodes(spec, factory, seeds, num_envs=num_envs, env_seed=env_seed,
                                   max_episode_steps=max_episode_steps, progress=False)
             results["baselines"][name][task] = {"domain": spec.domain,
@@ -417,21 +447,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
                         help="baselines played on the same seeds (default: all; none: --baselines)")
     parser.add_argument("--no-offline", action="store_true", help="skip offline action prediction")
-    parser.add_argument("--videos", type=int, default=0, help="record the first K episodes of each task as GIFs")
-    parser.add_argument("--expert-cache", default=None, help="where trained stable-baselines3 experts are cached")
+    parser.add_argument("--videos", type=int, nargs="?", const=1, default=0,
+                        help="record the first K episodes of each task as GIFs (--videos alone: 1)")
+    parser.add_argument("--held-out", type=int, default=None,
+                        help="episodes per task held out of training (default: the model's training_config.json, else 1)")
+    parser.add_argument("--expert-cache", "--cache-dir", dest="expert_cache", default=None,
+                        help="where trained stable-baselines3 experts are cached")
     parser.add_argument("--no-card", action="store_true", help="do not write the metrics into the model card")
     parser.add_argument("--device", default=None)
 
 
 def main(args: argparse.Namespace) -> int:
+    local = os.path.isfile(os.path.join(args.model, "config.json"))
+    if not local and args.output_dir is None:
+        raise ValueError(f"--model {args.model} is not a local model directory (no config.json): pass --output-dir "
+                         "for the results (the model card is only updated in a local directory).")
     torch.manual_seed(args.seed)
     model, processor = load_model(args.model, args.device)
     output_dir = args.output_dir or os.path.join(args.model, "eval")
+    card = local and not args.no_card
     results = evaluate(model, processor, args.data, output_dir, args.tasks, args.episodes, args.seed, args.env_seed,
                        args.temperature, args.max_episode_steps, num_envs=args.num_envs, baselines=args.baselines,
-                       offline=not args.no_offline, videos=args.videos,
-                       model_dir=None if args.no_card else args.model, expert_cache=args.expert_cache)
+                       offline=not args.no_offline, videos=args.videos, model_dir=args.model if card else None,
+                       expert_cache=args.expert_cache,
+                       held_out=args.held_out if args.held_out is not None else _held_out(args.model if local else None))
     print(results_table(results))
     print(f"wrote {output_dir}/eval_results.md, eval_results.json, eval_episodes.jsonl, eval_scores.png"
-          + ("" if args.no_card else f" and the model-index metrics in {args.model}/README.md"))
+          + (f" and the model-index metrics in {args.model}/README.md" if card else ""))
     return 0

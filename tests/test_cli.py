@@ -32,3 +32,10 @@ def test_core_demo_runs_end_to_end(tmp_path):
     assert "max |logit difference| = 0.00e+00" in out
     assert "| small | 8 | 24 | 768 | 3072 | 32 | 79M |" in out
     assert (tmp_path / "demo" / "model.safetensors").exists()
+
+
+def test_bad_input_ends_with_a_one_line_error_not_a_traceback(tmp_path):
+    result = run("evaluate", "--model", str(tmp_path / "no-model"), "--data", str(tmp_path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "evaluate: error: --model" in result.stderr and "--output-dir" in result.stderr

@@ -83,6 +83,9 @@ def test_artefacts_per_episode_json_videos_table_and_model_index(evaluated):
     assert len(lines) == len(TASKS) * (1 + len(BASELINES)) * 3
     assert {line["policy"] for line in lines} == {"model", *BASELINES}
     assert all({"seed", "return", "length", "success", "normalized_score"} <= set(line) for line in lines)
+    recorded = [line["video"] for line in lines if "video" in line]
+    assert recorded == ["videos/BabyAI-GoToRedBallGrey-v0-seed1000.gif", "videos/CartPole-v1-seed1000.gif"]
+    assert all((output / path).exists() for path in recorded)  # relative to the output directory
     videos = sorted(p.name for p in (output / "videos").iterdir())
     assert videos == ["BabyAI-GoToRedBallGrey-v0-seed1000.gif", "CartPole-v1-seed1000.gif"]
     table = (output / "eval_results.md").read_text()
@@ -132,3 +135,20 @@ def test_a_success_only_task_prints_n_a_and_still_counts():
     row = next(line for line in table.splitlines() if line.startswith("| t |"))
     assert row.endswith("| 50% | n/a |")
     assert results["summary"]["overall"]["tasks"] == 1 and results["summary"]["overall"]["tasks_scored"] == 0
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [({"num_envs": 0}, "num_envs: expected at least 1"), ({"episodes": 0}, "episodes: expected at least 1"),
+     ({"videos": -1}, "videos: expected 0 or more"), ({"max_episode_steps": 0}, "max_episode_steps: expected at least 1"),
+     ({"baselines": ["oracle"]}, "unknown baseline 'oracle'")],
+)
+def test_bad_arguments_are_refused_by_name(collected, tmp_path, overrides, message):
+    data, _ = collected
+    with pytest.raises(ValueError, match=message):
+        evaluate(None, GatoProcessor(), str(data), str(tmp_path), **overrides)
+
+
+def test_a_directory_without_scores_is_refused_with_a_hint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no scores.json; expected a directory written by"):
+        evaluate(None, GatoProcessor(), str(tmp_path), str(tmp_path / "eval"))
