@@ -7,8 +7,9 @@
   command that regenerates the directory.
 - `update_model_card(model_dir, results)`: evaluation results written into a model card's YAML as the Hub's
   `model-index` (one `EvalResult` per task and metric) plus an "Evaluation" section, replaced on re-runs.
-- `push_model_directory(model_dir, repo_id)`: `HfApi.create_repo` + `upload_folder` of the whole directory,
-  card included (`Trainer.push_to_hub` would write its own card over ours).
+- `push_model_directory(model_dir, repo_id)`: `HfApi.create_repo` + `upload_folder` of the whole directory
+  (not `checkpoint-*` nor `ranks/`), card included after `prepare_card_for_push` points its usage snippet and
+  model-index name at `repo_id` (`Trainer.push_to_hub` would write its own card over ours).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any
@@ -28,6 +30,8 @@ SOURCE_DESCRIPTIONS = {
     "captions": "BabyAI agent views captioned from the level's objects",
     "vqa": "questions about BabyAI agent views, answered from the level's objects",
 }
+PUSH_IGNORE_PATTERNS = ("checkpoint-*", "ranks/*")  # training checkpoints and per-rank training logs
+USAGE_REPO_ID = re.compile(r'^(repo_id = )"(?:[^"\\]|\\.)*"', re.MULTILINE)  # train.usage_snippet's line
 METRICS = (  # (metric type on the Hub, key in evaluate's per-task results, readable name)
     ("mean_reward", "mean_return", "mean return"),
     ("success_rate", "success_rate", "success rate"),
@@ -354,13 +358,36 @@ def require_model_directory(model_dir: str) -> None:
         )
 
 
+def prepare_card_for_push(model_dir: str, repo_id: str) -> str | None:
+    """Point `<model_dir>/README.md` at `repo_id` before it is uploaded; returns the card's path, None if there is none.
+
+    The "How to use" snippet's `repo_id = "..."` line (`train.usage_snippet`, written with the local output
+    directory) gets `repo_id`, and so does the model-index name (`card.data.model_name`) when the card has
+    evaluation results; everything else in the card is kept.
+    """
+    from huggingface_hub import ModelCard
+
+    path = os.path.join(model_dir, "README.md")
+    if not os.path.isfile(path):
+        return None
+    card = ModelCard.load(path)
+    card.text = USAGE_REPO_ID.sub(lambda match: match.group(1) + json.dumps(repo_id), card.text)
+    if card.data.eval_results:
+        card.data.model_name = repo_id
+    card.save(path)
+    return path
+
+
 def push_model_directory(model_dir: str, repo_id: str, token: str | None = None, private: bool | None = None,
                          commit_message: str = "Upload Gato model (modeling_gato)",
-                         ignore_patterns: tuple[str, ...] = ("checkpoint-*",)) -> str:
-    """Create `repo_id` (if needed) and upload the whole saved model directory, card included; returns the
-    commit URL. Training checkpoints (`checkpoint-*`) are left out."""
+                         ignore_patterns: tuple[str, ...] = PUSH_IGNORE_PATTERNS) -> str:
+    """Create `repo_id` (if needed) and upload the whole saved model directory, card included (first pointed at
+    `repo_id` by `prepare_card_for_push`); returns the commit URL. Training checkpoints (`checkpoint-*`) and
+    per-rank training logs (`ranks/`) are left out; evaluation results are uploaded."""
     require_model_directory(model_dir)
     from huggingface_hub import HfApi
+
+    prepare_card_for_push(model_dir, repo_id)
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

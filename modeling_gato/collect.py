@@ -305,6 +305,7 @@ def collect(
                 "make_kwargs": spec.make_kwargs,
                 "expert": spec.expert,
                 "expert_origin": scores[spec.name]["expert_origin"],
+                "expert_steps": scores[spec.name]["expert_steps"],  # None: an expert that ships with a package
                 "episodes": len(rows),
                 "steps": int(sum(r["length"] for r in results)),
                 "observation_columns": sorted(k for k in rows[0] if k.endswith("_observations")),
@@ -374,7 +375,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--text-paragraphs", type=int, default=2000)
     parser.add_argument("--captions-per-task", type=int, default=200, help="BabyAI views captioned per task")
-    parser.add_argument("--cache-dir", default=None, help="where trained experts are cached (default ~/.cache/modeling_gato)")
+    parser.add_argument("--cache-dir", "--expert-cache", dest="cache_dir", default=None,
+                        help="where trained experts are cached (default ~/.cache/modeling_gato)")
     parser.add_argument("--expert-steps", type=int, default=None,
                         help="training steps of the stable-baselines3 experts (default: per task)")
     parser.add_argument("--overwrite", action="store_true")

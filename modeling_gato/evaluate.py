@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from .agent import GatoAgent
 from .environments import TASKS, get_task
 from .metrics import bootstrap_ci, check_reference, normalized_score, score_episodes, summarize
+from .references import recorded_expert_steps
 
 BASELINES = ("random", "expert", "nearest")
 POLICY_NAMES = {"model": "Gato (this model)", "random": "random", "expert": "expert", "nearest": "1-NN"}
@@ -244,8 +245,7 @@ def evaluate(
         entry.update(policy_entry(task, per_episode, reference, confidence, resamples))
         results["tasks"][task] = entry
         for name in baselines:
-            factory = _policy_factory(name, task, data_dir, expert_cache, held_out,
-                                      scores.get(task, {}).get("expert_steps"))
+            factory = _policy_factory(name, task, data_dir, expert_cache, held_out, recorded_expert_steps(data_dir, task))
             played = run_episodes(spec, factory, seeds, num_envs=num_envs, env_seed=env_seed,
                                   max_episode_steps=max_episode_steps, progress=False)
             results["baselines"][name][task] = {"domain": spec.domain,

@@ -126,7 +126,8 @@ def adapt(
         with torch.no_grad():
             results = evaluate(model, processor, data_dir, os.path.join(output_dir, name), tasks=[task],
                                episodes=eval_episodes, seed=eval_seed, env_seed=env_seed,
-                               max_episode_steps=max_episode_steps, progress=progress, **options)
+                               max_episode_steps=max_episode_steps, expert_cache=cache_dir, progress=progress,
+                               **options)
         minutes[name] = (time.time() - clock) / 60
         baselines[name] = {policy: rows[task] for policy, rows in results.get("baselines", {}).items() if task in rows}
         return results["tasks"][task], {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -268,7 +269,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference-episodes", type=int, default=20, help="random-policy episodes for the reference")
     parser.add_argument("--max-episode-steps", type=int, default=None)
     parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget of the fine-tuning")
-    parser.add_argument("--cache-dir", default=None, help="where trained stable-baselines3 experts are cached")
+    parser.add_argument("--cache-dir", "--expert-cache", dest="cache_dir", default=None,
+                        help="where trained stable-baselines3 experts are cached")
     parser.add_argument("--train-settings", type=json.loads, default=None,
                         help='JSON TrainConfig fields, e.g. \'{"prompt_probability": 0.5}\'')
     parser.add_argument("--overwrite", action="store_true")

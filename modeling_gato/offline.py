@@ -44,6 +44,7 @@ from .processing_gato import GatoProcessor, _flatten_nested, _space_kind
 from .sequences import _slice_sample
 
 ACTION_COLUMNS = ("continuous_actions", "discrete_actions")  # the order of the action tokens in a timestep
+MIN_SCORED_TOKENS = 20  # offline_table marks accuracies resting on fewer scored tokens (or actions) as not meaningful
 
 
 # ---------------------------------------------------------------------------- action spaces
@@ -267,6 +268,9 @@ def action_prediction_metrics(
     `token_accuracy` and `action_accuracy` (discrete slots; None without), `continuous_tokens`, `mae`, `rmse`,
     `mae_per_dimension` and `units` (continuous slots; None without), `context_length`, `stride`.
     """
+    for name, value in (("context_length", context_length), ("stride", stride), ("batch_size", batch_size)):
+        if value is not None and int(value) < 1:
+            raise ValueError(f"{name}={value} is invalid: expected an integer >= 1.")
     context_length = int(context_length or model.config.max_position_embeddings)
     if context_length > model.config.max_position_embeddings:
         raise ValueError(f"context_length={context_length} is longer than the model's "
@@ -409,21 +413,28 @@ def offline_table(results: dict[str, Any]) -> str:
     def number(value, digits=3):
         return "n/a" if value is None else f"{value:.{digits}f}"
 
-    def percent(value):
-        return "n/a" if value is None else f"{value:.1%}"
+    def percent(value, count: int, unit: str):
+        if value is None:
+            return "n/a"
+        if count >= MIN_SCORED_TOKENS:
+            return f"{value:.1%}"
+        return f"{value:.1%} ({count} {unit}{'' if count == 1 else 's'})"
 
     lines = ["| task | episodes | timesteps | action tokens | token accuracy | action accuracy | MAE | RMSE | units |",
              "|---|---|---|---|---|---|---|---|---|"]
     for task, r in results["tasks"].items():
         note = " (in training data)" if r.get("in_training_data") else ""
+        tokens = int(r.get("discrete_tokens") or 0)
         lines.append(f"| {task}{note} | {r['episodes']} | {r['timesteps']} | {r['action_tokens']} | "
-                     f"{percent(r['token_accuracy'])} | {percent(r['action_accuracy'])} | {number(r['mae'])} | "
+                     f"{percent(r['token_accuracy'], tokens, 'token')} | "
+                     f"{percent(r['action_accuracy'], int(r['timesteps']), 'action')} | {number(r['mae'])} | "
                      f"{number(r['rmse'])} | {r['units'] or 'n/a'} |")
     lines.append("")
     lines.append(f"Greedy next-action prediction given the true history (teacher forcing) on the last "
                  f"{results['held_out']} episode(s) of each task; windows of {results.get('context_length')} tokens, "
                  f"stride {results.get('stride')}. MAE/RMSE: continuous actions, in the action space's units ('box') "
-                 "or the stored [-1, 1] units ('normalized').")
+                 f"or the stored [-1, 1] units ('normalized'). An accuracy followed by a count in parentheses rests on "
+                 f"fewer than {MIN_SCORED_TOKENS} scored action tokens (or actions): such figures are not meaningful.")
     return "\n".join(lines)
 
 

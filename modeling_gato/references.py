@@ -2,9 +2,11 @@
 
 The expert-normalized score `(R - R_random) / (R_expert - R_random)` is only as good as its references, so
 every reference records where it comes from: per task and environment version, the expert's and a seeded
-uniform-random policy's mean and std return, success rate, mean length, N and seeds, the expert's name and
-origin, package versions and the date. A table where the expert does not beat the random policy is refused
-(`metrics.check_reference`), never scored.
+uniform-random policy's mean and std return, success rate, mean length, N and seeds, the expert's name,
+origin and training steps (`expert_steps`, None for experts that ship with a package), package versions and
+the date. A table where the expert does not beat the random policy is refused (`metrics.check_reference`),
+never scored. `scores` re-measures each task with the expert steps its directory recorded (an explicit
+`--expert-steps` wins).
 
 `collect` writes the same structure into `scores.json` (from its recorded expert episodes); `scores`
 re-measures it for an existing directory and writes it into `scores.json` (atomically), `manifest.json`,
@@ -29,8 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
 import time
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
@@ -39,6 +43,7 @@ from .metrics import check_reference
 
 RANDOM_SEED_OFFSET = 1_000_000  # the random policy plays seeds seed + 1e6 ...: never the expert's episodes
 DESCRIPTION_MARKER = "modeling_gato reference scores (JSON): "
+TRAINED_STEPS = re.compile(r"trained here, (\d+) steps")  # in expert_origin's text for stable-baselines3 experts
 DOMAIN_NOTES = {
     "babyai": "BabyAI's return is 1 - 0.9 * steps / max_steps on success, 0 otherwise: the bot scores about 0.92, "
               "not 1.0, and a uniform-random policy already succeeds on some levels (16-30% on the small ones). "
@@ -59,6 +64,39 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def trained_expert_steps(spec: TaskSpec, expert_steps: int | None = None) -> int | None:
+    """The training steps of the task's expert: `expert_steps` (or the task's default) for the stable-baselines3
+    experts trained here, None for experts that ship with a package (BabyAI bot, Meta-World scripted policies)."""
+    if not spec.expert.startswith("sb3_"):
+        return None
+    return int(spec.expert_training_steps if expert_steps is None else expert_steps)
+
+
+def recorded_expert_steps(data_dir: str, task: str) -> int | None:
+    """The expert training steps a `collect` directory recorded for `task`: `scores.json`'s `expert_steps`, else
+    `manifest.json`'s (`tasks.<task>.expert_steps`, `scores.<task>.expert_steps`), else the steps named in the
+    expert's origin ("... trained here, N steps ...", directories written before the field existed); None if
+    none is recorded (e.g. an expert that ships with a package)."""
+    entries = []
+    scores_path = os.path.join(data_dir, "scores.json")
+    if os.path.isfile(scores_path):
+        with open(scores_path) as f:
+            entries.append(json.load(f).get(task, {}))
+    manifest_path = os.path.join(data_dir, "manifest.json")
+    if os.path.isfile(manifest_path):
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+        entries += [manifest.get("tasks", {}).get(task, {}), manifest.get("scores", {}).get(task, {})]
+    for entry in entries:
+        if entry.get("expert_steps") is not None:
+            return int(entry["expert_steps"])
+    for entry in entries:
+        found = TRAINED_STEPS.search(entry.get("expert_origin") or "")
+        if found:
+            return int(found.group(1))
+    return None
+
+
 def expert_origin(spec: TaskSpec, expert_steps: int | None = None) -> str:
     """Where the task's expert comes from, e.g. "metaworld.policies.SawyerReachV3Policy (ships with metaworld 3.1.1)"."""
     if spec.expert == "babyai_bot":
@@ -69,7 +107,7 @@ def expert_origin(spec: TaskSpec, expert_steps: int | None = None) -> str:
         name = type(MetaWorldExpert(None, spec.make_kwargs["env_name"]).policy).__name__
         return f"metaworld.policies.{name} (ships with metaworld {_version('metaworld')})"
     if spec.expert in ("sb3_ppo", "sb3_sac"):
-        steps = spec.expert_training_steps if expert_steps is None else expert_steps
+        steps = trained_expert_steps(spec, expert_steps)
         algorithm = spec.expert.removeprefix("sb3_").upper()
         return (f"stable-baselines3 {algorithm} trained here, {steps} steps, seed 0, MlpPolicy "
                 f"(stable-baselines3 {_version('stable-baselines3')})")
@@ -98,7 +136,9 @@ def reference_entry(spec: TaskSpec, expert_stats: dict[str, Any], random_stats: 
     """One task's reference with provenance; raises ValueError when the expert does not beat random.
 
     `expert_stats` / `random_stats` are `collect.measure_policy` statistics (episodes, seed, mean/std return,
-    mean length, success rate or None).
+    mean length, success rate or None). `expert_steps` is the training steps the expert was made with (None: the
+    task's default); the entry records the actual steps as `"expert_steps"` (None for experts that ship with a
+    package).
     """
     check_reference(spec.name, expert_stats["mean_return"], random_stats["mean_return"])
     if versions is None:
@@ -112,6 +152,7 @@ def reference_entry(spec: TaskSpec, expert_stats: dict[str, Any], random_stats: 
         "environment": environment_version(spec),
         "expert_policy": spec.expert,
         "expert_origin": expert_origin(spec, expert_steps),
+        "expert_steps": trained_expert_steps(spec, expert_steps),
         "random_policy": "uniform samples of the action space (action_space.seed(seed))",
         "expert": _policy_stats(expert_stats),
         "random": _policy_stats(random_stats),
@@ -128,11 +169,14 @@ def measure_references(
     episodes: int = 20,
     seed: int = 0,
     cache_dir: str | None = None,
-    expert_steps: int | None = None,
+    expert_steps: int | Mapping[str, int | None] | None = None,
     progress: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Measure each task's expert (seeds `seed`...) and random policy (seeds `seed + 1e6`...) over `episodes`
-    episodes each; returns {task: reference_entry}. Refuses (ValueError naming the task) where expert <= random."""
+    episodes each; returns {task: reference_entry}. Refuses (ValueError naming the task) where expert <= random.
+
+    `expert_steps`: training steps of the stable-baselines3 experts, one number for all tasks or {task: steps}
+    (a task left out, or None: its default)."""
     from .collect import measure_policy, package_versions
 
     if episodes < 1:
@@ -142,9 +186,10 @@ def measure_references(
     references = {}
     for name in tasks:
         spec = get_task(name)
-        _, expert = measure_policy(spec, "expert", episodes, seed, cache_dir, expert_steps, progress=progress)
+        steps = expert_steps.get(name) if isinstance(expert_steps, Mapping) else expert_steps
+        _, expert = measure_policy(spec, "expert", episodes, seed, cache_dir, steps, progress=progress)
         _, random = measure_policy(spec, "random", episodes, seed + RANDOM_SEED_OFFSET, cache_dir, progress=progress)
-        references[name] = reference_entry(spec, expert, random, expert_steps, versions)
+        references[name] = reference_entry(spec, expert, random, steps, versions)
     return references
 
 
@@ -229,9 +274,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", nargs="*", default=None, help="tasks to measure (default: every task in --data)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per policy (expert and random)")
     parser.add_argument("--seed", type=int, default=0, help=f"first expert seed; random uses seed + {RANDOM_SEED_OFFSET}")
-    parser.add_argument("--cache-dir", default=None, help="where trained experts are cached (default ~/.cache/modeling_gato)")
+    parser.add_argument("--cache-dir", "--expert-cache", dest="cache_dir", default=None,
+                        help="where trained experts are cached (default ~/.cache/modeling_gato)")
     parser.add_argument("--expert-steps", type=int, default=None,
-                        help="training steps of the stable-baselines3 experts (default: per task)")
+                        help="training steps of the stable-baselines3 experts (default: per task, what --data "
+                             "recorded for it, else the task's default)")
+
+
+def expert_steps_for(data_dir: str, tasks: list[str], expert_steps: int | None = None) -> dict[str, int | None]:
+    """{task: expert training steps} for re-measuring a `collect` directory: `expert_steps` where given (it wins),
+    else what the directory recorded for the task (`recorded_expert_steps`), else None (the task's default)."""
+    if expert_steps is not None:
+        return dict.fromkeys(tasks, expert_steps)
+    return {task: recorded_expert_steps(data_dir, task) for task in tasks}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -242,7 +297,8 @@ def main(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{args.data} is not a `collect` directory: {manifest_path} is missing.")
     with open(manifest_path) as f:
         tasks = args.tasks or list(json.load(f)["tasks"])
-    references = measure_references(tasks, args.episodes, args.seed, args.cache_dir, args.expert_steps)
+    steps = expert_steps_for(args.data, tasks, args.expert_steps)
+    references = measure_references(tasks, args.episodes, args.seed, args.cache_dir, steps)
     write_references(args.data, references)
     print(score_table(references))
     print(f"wrote {args.data}/scores.json, manifest.json, episodes/<task>/dataset_info.json and README.md")

@@ -9,7 +9,7 @@ from huggingface_hub import DatasetCard, ModelCard, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from modeling_gato import GatoProcessor
-from modeling_gato.cards import push_model_directory, update_model_card
+from modeling_gato.cards import PUSH_IGNORE_PATTERNS, prepare_card_for_push, push_model_directory, update_model_card
 from modeling_gato.metrics import score_episodes, summarize
 
 TRAIN_CARD = """---
@@ -102,15 +102,51 @@ def test_missing_card_is_created_and_old_results_format_is_accepted(tmp_path):
         update_model_card(str(tmp_path), {"summary": {}})
 
 
-def test_push_refuses_a_directory_without_config(tmp_path):
+def test_push_refuses_a_directory_without_config(tmp_path, capsys):
     (tmp_path / "README.md").write_text(TRAIN_CARD)
     with pytest.raises(FileNotFoundError, match=r"is not a saved model directory: config.json is missing"):
         push_model_directory(str(tmp_path), "someone/gato")
     from modeling_gato.cli import main
 
-    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+    with pytest.raises(SystemExit) as exited:  # the command line reports the error in one line, status 2
         main(["push", "--model", str(tmp_path), "--repo-id", "someone/gato", "--results", "unused.json"])
+    error = capsys.readouterr().err
+    assert exited.value.code == 2 and "push: error: " in error and "config.json is missing" in error
     assert (tmp_path / "README.md").read_text() == TRAIN_CARD  # nothing was written before the refusal
+
+
+def test_card_is_pointed_at_the_pushed_repo(tmp_path):
+    from huggingface_hub.utils import filter_repo_objects
+
+    from modeling_gato.train import usage_snippet
+
+    assert prepare_card_for_push(str(tmp_path), "someone/gato-small") is None  # no card: nothing to rewrite
+    local = str(tmp_path / "outputs" / "run")
+    (tmp_path / "README.md").write_text(TRAIN_CARD + "\n" + "\n".join(usage_snippet(local)))
+    path = update_model_card(str(tmp_path), make_results())
+    before = ModelCard.load(path)
+    assert before.data.model_name == tmp_path.name and f'repo_id = "{local}"  # a Hub repo id' in before.text
+    assert prepare_card_for_push(str(tmp_path), "someone/gato-small") == path
+    after = ModelCard.load(path)
+    assert 'repo_id = "someone/gato-small"  # a Hub repo id or a local directory' in after.text
+    assert after.text == before.text.replace(f'"{local}"', '"someone/gato-small"')  # the only change to the body
+    name, parsed = model_index_to_eval_results(metadata_load(path)["model-index"])
+    assert name == "someone/gato-small"
+    assert {(r.dataset_type, r.metric_type): r.metric_value for r in parsed} == card_values(path) != {}
+    assert len(parsed) == len(before.data.eval_results)
+    # a second push to another repo rewrites it again; a card without evaluation gets no model-index name
+    prepare_card_for_push(str(tmp_path), "other/gato")
+    assert 'repo_id = "other/gato"' in ModelCard.load(path).text
+    (tmp_path / "README.md").write_text(TRAIN_CARD + "\n" + "\n".join(usage_snippet(local)))
+    prepare_card_for_push(str(tmp_path), "other/gato")
+    metadata = metadata_load(path)
+    assert "model-index" not in metadata and "model_name" not in metadata
+    assert 'repo_id = "other/gato"' in ModelCard.load(path).text
+    # what the upload leaves out: checkpoints and per-rank logs, not the evaluation results
+    files = ["config.json", "README.md", "checkpoint-100/model.safetensors", "ranks/rank0.json",
+             "eval_results.json", "evaluation/videos/CartPole-v1.gif"]
+    kept = list(filter_repo_objects(files, ignore_patterns=list(PUSH_IGNORE_PATTERNS)))
+    assert kept == ["config.json", "README.md", "eval_results.json", "evaluation/videos/CartPole-v1.gif"]
 
 
 def test_dataset_card_written_by_collect(collected, tmp_path):

@@ -17,6 +17,7 @@ from modeling_gato.offline import (
     action_prediction_metrics,
     action_space_from_description,
     offline_metrics_for_directory,
+    offline_table,
     scoring_windows,
 )
 from modeling_gato.sequences import _slice_sample
@@ -230,6 +231,27 @@ def test_bad_inputs_are_refused(processor):
         action_prediction_metrics(model, processor, [three], context_length=512, progress=False)
     with pytest.raises(ValueError, match="type 'Tuple' is not supported"):
         action_space_from_description({"type": "Tuple"})
+    for name in ("batch_size", "stride", "context_length"):
+        with pytest.raises(ValueError, match=f"{name}=0 is invalid: expected an integer >= 1"):
+            action_prediction_metrics(model, processor, [three], progress=False, **{name: 0})
+    with pytest.raises(ValueError, match="stride=-4 is invalid"):
+        action_prediction_metrics(model, processor, [three], stride=-4, progress=False)
+
+
+def test_table_flags_accuracies_on_few_tokens():
+    def row(timesteps, tokens, tokens_right, actions_right):
+        return {"episodes": 1, "timesteps": timesteps, "action_tokens": tokens, "discrete_tokens": tokens,
+                "token_accuracy": tokens_right / tokens, "action_accuracy": actions_right / timesteps, "mae": None,
+                "rmse": None,
+                "units": None, "in_training_data": False}
+
+    results = {"held_out": 1, "context_length": 64, "stride": 32,
+               "tasks": {"short": row(1, 1, 0, 0), "few": row(6, 12, 6, 3), "enough": row(20, 20, 5, 5)}}
+    lines = offline_table(results).splitlines()
+    assert lines[2] == "| short | 1 | 1 | 1 | 0.0% (1 token) | 0.0% (1 action) | n/a | n/a | n/a |"
+    assert lines[3] == "| few | 1 | 6 | 12 | 50.0% (12 tokens) | 50.0% (6 actions) | n/a | n/a | n/a |"
+    assert lines[4] == "| enough | 1 | 20 | 20 | 25.0% | 25.0% | n/a | n/a | n/a |"  # 20 or more: no count
+    assert "fewer than 20 scored action tokens (or actions): such figures are not meaningful" in lines[-1]
 
 
 # ---------------------------------------------------------------------------- directories and the CLI

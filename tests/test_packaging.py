@@ -141,7 +141,7 @@ def test_the_installed_wheel_wins_and_works_offline(venv_python, tmp_path):
 
 def test_the_installed_command_lines_run(venv_python, tmp_path):
     help_text = run([str(venv_python), "-m", "modeling_gato", "--help"], cwd=tmp_path).stdout
-    for command in ("collect", "train", "evaluate", "act", "adapt", "demo"):
+    for command in ("collect", "scores", "train", "evaluate", "offline", "act", "adapt", "demo", "push"):
         assert command in help_text
     script = venv_python.parent / ("gato.exe" if os.name == "nt" else "gato")
     assert script.exists(), "the `gato` console script was not installed"

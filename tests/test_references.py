@@ -18,15 +18,18 @@ from modeling_gato.collect import measure_policy  # noqa: E402
 from modeling_gato.environments import get_task, make_env  # noqa: E402
 from modeling_gato.references import (  # noqa: E402
     RANDOM_SEED_OFFSET,
+    add_arguments,
+    expert_steps_for,
     measure_references,
+    recorded_expert_steps,
     reference_entry,
     references_from_description,
     write_json_atomic,
     write_references,
 )
 
-PROVENANCE = {"domain", "env_id", "make_kwargs", "environment", "expert_policy", "expert_origin", "random_policy",
-              "expert", "random", "versions", "measured"}
+PROVENANCE = {"domain", "env_id", "make_kwargs", "environment", "expert_policy", "expert_origin", "expert_steps",
+              "random_policy", "expert", "random", "versions", "measured"}
 STATS = {"episodes", "seed", "last_seed", "env_seed", "mean_return", "std_return", "mean_length", "success_rate"}
 
 
@@ -80,6 +83,12 @@ def test_collect_writes_references_with_provenance(collected):
     origins = {task: entry["expert_origin"] for task, entry in scores.items()}
     assert origins["CartPole-v1"].startswith("stable-baselines3 PPO trained here, 40000 steps, seed 0")
     assert origins["metaworld-push-v3"].startswith("metaworld.policies.SawyerPushV3Policy (ships with metaworld ")
+    # the expert's training steps: the task's default for the PPO experts, None for experts shipped with a package
+    steps = {task: entry["expert_steps"] for task, entry in scores.items()}
+    assert steps["CartPole-v1"] == 40000 and steps["InvertedPendulum-v5"] == 60000
+    assert steps["metaworld-push-v3"] is None and steps["BabyAI-GoToRedBallGrey-v0"] is None
+    assert {task: info["expert_steps"] for task, info in manifest["tasks"].items()} == steps
+    assert recorded_expert_steps(str(output), "CartPole-v1") == 40000
     for task, entry in scores.items():
         assert PROVENANCE <= set(entry), task
         assert STATS <= set(entry["expert"]) and STATS <= set(entry["random"])
@@ -88,6 +97,42 @@ def test_collect_writes_references_with_provenance(collected):
         # the dataset's own metadata carries the same reference
         description = load_from_disk(str(output / "episodes" / task)).info.description
         assert task in description and references_from_description(description) == entry
+
+
+def test_expert_steps_are_recorded_and_reused(tmp_path):
+    import argparse
+
+    cartpole, reach = get_task("CartPole-v1"), get_task("metaworld-reach-v3")
+    expert = {"episodes": 2, "seed": 0, "mean_return": 50.0, "std_return": 1.0, "mean_length": 50.0,
+              "success_rate": None}
+    random = {**expert, "seed": RANDOM_SEED_OFFSET, "mean_return": 20.0}
+    small = reference_entry(cartpole, expert, random, expert_steps=2048, versions={})
+    assert small["expert_steps"] == 2048 and "trained here, 2048 steps" in small["expert_origin"]
+    assert reference_entry(cartpole, expert, random, versions={})["expert_steps"] == 40000  # the task's default
+    assert reference_entry(reach, expert, random, expert_steps=2048, versions={})["expert_steps"] is None
+
+    # a directory recorded with a small expert: `scores` re-measures with that expert unless told otherwise
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "scores.json").write_text(json.dumps({"CartPole-v1": small}))
+    (data / "manifest.json").write_text(json.dumps({"tasks": {"CartPole-v1": {"expert_steps": 2048},
+                                                              "metaworld-reach-v3": {"expert_steps": None}}}))
+    assert recorded_expert_steps(str(data), "CartPole-v1") == 2048
+    assert recorded_expert_steps(str(data), "metaworld-reach-v3") is None
+    tasks = ["CartPole-v1", "metaworld-reach-v3"]
+    assert expert_steps_for(str(data), tasks) == {"CartPole-v1": 2048, "metaworld-reach-v3": None}
+    assert expert_steps_for(str(data), tasks, 5000) == {"CartPole-v1": 5000, "metaworld-reach-v3": 5000}
+    # the manifest alone, and a directory written before the field existed (the steps are in the origin's text)
+    (data / "scores.json").unlink()
+    assert recorded_expert_steps(str(data), "CartPole-v1") == 2048
+    legacy = {key: value for key, value in small.items() if key != "expert_steps"}
+    (data / "manifest.json").write_text(json.dumps({"tasks": {"CartPole-v1": {}}, "scores": {"CartPole-v1": legacy}}))
+    assert recorded_expert_steps(str(data), "CartPole-v1") == 2048
+    # --expert-cache is the same option as --cache-dir
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for flag in ("--cache-dir", "--expert-cache"):
+        assert parser.parse_args(["--data", "d", flag, "/tmp/x"]).cache_dir == "/tmp/x"
 
 
 def test_write_json_atomic_keeps_the_old_file_on_failure(tmp_path):
