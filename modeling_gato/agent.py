@@ -101,12 +101,8 @@ class GatoAgent:
 
     def _make_room(self, needed: int) -> None:
         """Drop the oldest whole timesteps until `needed` more tokens fit (a quarter of the window extra)."""
-        if self._window_tokens() + needed <= self.context_length:
-            return
-        target = self.context_length - needed - self.context_length // 4
-        while self.steps and self._window_tokens() > max(target, 0):
-            self.steps.pop(0)
-        self.cache, self.cached_tokens = None, 0  # positions shifted: rebuild the cache once
+        if _drop_oldest_steps(self.steps, needed, self.context_length):
+            self.cache, self.cached_tokens = None, 0  # positions shifted: rebuild the cache once
 
     # ------------------------------------------------------------------ model calls
     def _inputs(self, sample: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -129,12 +125,7 @@ class GatoAgent:
 
     @torch.no_grad()
     def _choose(self, hidden: torch.Tensor, low: int, high: int) -> int:
-        # Only the output-layer rows of this slot's valid ids: 1,024 (or n) rows instead of the whole vocabulary.
-        allowed = F.linear(hidden, self.model.lm_head.weight[low:high]).float().cpu()
-        if self.temperature <= 0:
-            return low + int(torch.argmax(allowed))
-        probabilities = torch.softmax(allowed / self.temperature, dim=-1)
-        return low + int(torch.multinomial(probabilities, 1, generator=self.generator))
+        return _choose_tokens(self.model, hidden[None], low, high, self.temperature, [self.generator])[0]
 
     # ------------------------------------------------------------------ acting
     def act_tokens(self, columns: Mapping[str, Any], reward: float | None = None) -> np.ndarray:
@@ -166,6 +157,30 @@ def _prompt_sample(processor: GatoProcessor, episode: Mapping[str, Any], prompt_
     sample = _slice(tokens, begin, total)
     sample["loss_mask"] = np.zeros_like(sample["loss_mask"])
     return sample
+
+
+def _drop_oldest_steps(steps: list[Mapping[str, np.ndarray]], needed: int, context_length: int) -> bool:
+    """The window policy of both agents: when `needed` more tokens do not fit in `context_length`, drop the oldest
+    whole timesteps of `steps` (in place) until they fit with a quarter of the window to spare; True if it dropped."""
+    window = sum(len(step["input_ids"]) for step in steps)
+    if window + needed <= context_length:
+        return False
+    target = max(context_length - needed - context_length // 4, 0)
+    while steps and window > target:
+        window -= len(steps.pop(0)["input_ids"])
+    return True
+
+
+def _choose_tokens(model: GatoForCausalModeling, hidden: torch.Tensor, low: int, high: int, temperature: float,
+                   generators: Sequence[torch.Generator]) -> list[int]:
+    """One action token per row of `hidden` `(rows, hidden)`, among the ids `[low, high)` of its slot: only those
+    output-layer rows are computed (1,024 or n instead of the whole vocabulary). Greedy at temperature 0, else
+    sampled with each row's generator."""
+    allowed = F.linear(hidden, model.lm_head.weight[low:high]).float().cpu()
+    if temperature <= 0:
+        return (low + allowed.argmax(dim=-1)).tolist()
+    probabilities = torch.softmax(allowed / temperature, dim=-1)
+    return [low + int(torch.multinomial(p, 1, generator=g)) for p, g in zip(probabilities, generators)]
 
 
 def _empty_sample(processor: GatoProcessor) -> dict[str, np.ndarray]:
@@ -327,12 +342,8 @@ class BatchedGatoAgent:
     def _make_room(self, row: int, needed: int) -> None:
         """`GatoAgent._make_room` for one row: drop its oldest whole timesteps and mark its cache for a rebuild."""
         state = self.rows[row]
-        window = sum(len(step["input_ids"]) for step in state.steps)
-        if window + needed <= self.context_length:
+        if not _drop_oldest_steps(state.steps, needed, self.context_length):
             return
-        target = max(self.context_length - needed - self.context_length // 4, 0)
-        while state.steps and window > target:
-            window -= len(state.steps.pop(0)["input_ids"])
         state.rebuild, state.pending = True, list(state.steps)
         if row in self.slots:
             self.valid[self.slots.index(row)] = False
@@ -405,12 +416,7 @@ class BatchedGatoAgent:
         return out.last_hidden_state
 
     def _choose(self, hidden: torch.Tensor, low: int, high: int, generators: list[torch.Generator]) -> list[int]:
-        # As `GatoAgent._choose`, for all rows at once: only the output-layer rows of this slot's valid ids.
-        allowed = F.linear(hidden, self.model.lm_head.weight[low:high]).float().cpu()
-        if self.temperature <= 0:
-            return (low + allowed.argmax(dim=-1)).tolist()
-        probabilities = torch.softmax(allowed / self.temperature, dim=-1)
-        return [low + int(torch.multinomial(p, 1, generator=g)) for p, g in zip(probabilities, generators)]
+        return _choose_tokens(self.model, hidden, low, high, self.temperature, generators)
 
     # ------------------------------------------------------------------ the shared cache
     def _add_slots(self, rows: list[int]) -> None:

@@ -27,9 +27,7 @@ the earliest training timestep (data order).
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -281,61 +279,3 @@ def nearest_neighbour_factory(rows: Any, **options) -> Callable[[Any], NearestNe
         return NearestNeighbourPolicy(index, env.observation_space, env.action_space)
 
     return factory
-
-
-def measure_nearest_neighbour(
-    data_dir: str,
-    tasks: Iterable[str] | None = None,
-    episodes: int = 5,
-    seed: int = 1000,
-    env_seed: int = 1,
-    held_out: int = 1,
-    progress: bool = True,
-    **options,
-) -> dict[str, Any]:
-    """Mean return and success of the 1-NN policy per task of a `collect` directory, in the task's environment.
-
-    The index holds all but the last `held_out` episodes of the task (what `train --eval-episodes` trains on);
-    episodes use seeds `seed, seed + 1, ...` and Meta-World goal sets are fixed by `env_seed`, as in `evaluate`.
-    Returns, per task, the statistics `collect.measure_policy` gives (`episodes`, `seed`, `mean_return`,
-    `std_return`, `mean_length`, `success_rate`) plus `per_episode`, `training_episodes` and `training_steps`.
-    """
-    from datasets import load_from_disk
-    from tqdm.auto import tqdm
-
-    from .collect import run_episode
-    from .environments import get_task, make_env
-
-    with open(os.path.join(data_dir, "manifest.json")) as f:
-        manifest = json.load(f)
-    tasks = list(tasks) if tasks else list(manifest["tasks"])
-    results: dict[str, Any] = {}
-    for task in tasks:
-        spec = get_task(task)
-        dataset = load_from_disk(os.path.join(data_dir, "episodes", task))
-        keep = len(dataset) - held_out if len(dataset) > held_out else len(dataset)
-        training = dataset.select(range(keep))
-        factory = nearest_neighbour_factory(training, **options)
-        env = make_env(spec, seed=env_seed)
-        policy = factory(env)
-        per_episode = []
-        for number in tqdm(range(episodes), desc=f"{task} (1-NN)", disable=not progress, leave=False):
-            outcome = run_episode(env, policy, seed=seed + number, record=False)
-            per_episode.append({"seed": seed + number, "return": outcome["return"], "length": outcome["length"],
-                                "success": outcome["success"] if outcome["has_success"] else None})
-        env.close()
-        returns = np.array([e["return"] for e in per_episode])
-        successes = [e["success"] for e in per_episode if e["success"] is not None]
-        results[task] = {
-            "episodes": episodes,
-            "seed": seed,
-            "env_seed": env_seed,
-            "mean_return": float(returns.mean()),
-            "std_return": float(returns.std()),
-            "mean_length": float(np.mean([e["length"] for e in per_episode])),
-            "success_rate": float(np.mean(successes)) if successes else None,
-            "training_episodes": keep,
-            "training_steps": len(policy.index),
-            "per_episode": per_episode,
-        }
-    return results

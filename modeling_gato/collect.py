@@ -39,6 +39,7 @@ from .environments import (
     TaskSpec,
     action_to_column,
     describe_action_space,
+    expert_cache_dir,
     get_task,
     make_env,
     make_expert,
@@ -97,16 +98,21 @@ def measure_policy(spec: TaskSpec, policy_name: str, episodes: int, seed: int, c
     for index in bar:
         results.append(run_episode(env, policy, seed=seed + index, record=record, on_step=on_step))
     env.close()
-    returns = np.array([r["return"] for r in results])
-    stats = {
-        "episodes": episodes,
-        "seed": seed,
+    outcomes = [{**r, "success": r["success"] if r["has_success"] else None} for r in results]
+    return results, {"episodes": episodes, "seed": seed, **episode_statistics(outcomes)}
+
+
+def episode_statistics(episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation of the return, mean length, and success rate (None where no episode reports
+    success) of episodes `{"return", "length", "success"}`."""
+    returns = np.array([e["return"] for e in episodes], dtype=np.float64)
+    successes = [e["success"] for e in episodes if e["success"] is not None]
+    return {
         "mean_return": float(returns.mean()),
         "std_return": float(returns.std()),
-        "mean_length": float(np.mean([r["length"] for r in results])),
-        "success_rate": float(np.mean([r["success"] for r in results])) if results[0]["has_success"] else None,
+        "mean_length": float(np.mean([e["length"] for e in episodes])),
+        "success_rate": float(np.mean(successes)) if successes else None,
     }
-    return results, stats
 
 
 # ---------------------------------------------------------------------------- captions and VQA
@@ -269,7 +275,7 @@ def collect(
                               expert_steps)
     tasks = DEFAULT_TASKS if not tasks else tasks
     specs = [get_task(name) for name in tasks]
-    cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "modeling_gato", "experts")
+    cache_dir = expert_cache_dir(cache_dir)
     rng = np.random.default_rng(seed)
     manifest: dict[str, Any] = {"format": "modeling_gato/episodes-v1", "seed": seed, "command": command, "tasks": {},
                                 "versions": package_versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -278,6 +278,11 @@ class StableBaselinesExpert:
         return action
 
 
+def expert_cache_dir(cache_dir: str | None = None) -> str:
+    """Where trained stable-baselines3 experts are cached: `cache_dir`, else `~/.cache/modeling_gato/experts`."""
+    return cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "modeling_gato", "experts")
+
+
 def train_or_load_sb3_expert(spec: TaskSpec, cache_dir: str, steps: int | None = None, seed: int = 0):
     """Train the task's stable-baselines3 expert once and cache it under `cache_dir` (never downloaded)."""
     import torch

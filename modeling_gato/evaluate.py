@@ -43,9 +43,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .agent import GatoAgent
-from .environments import TASKS, get_task
+from .collect import episode_statistics
+from .environments import TASKS, expert_cache_dir, get_task
 from .metrics import bootstrap_ci, check_reference, normalized_score, score_episodes, summarize
 from .references import recorded_expert_steps
+from .sequences import training_episode_count
 
 BASELINES = ("random", "expert", "nearest")
 POLICY_NAMES = {"model": "Gato (this model)", "random": "random", "expert": "expert", "nearest": "1-NN"}
@@ -105,22 +107,18 @@ def reference_of(task: str, scores: Mapping[str, Any]) -> dict[str, Any]:
 def policy_entry(task: str, per_episode: list[dict[str, Any]], reference: Mapping[str, Any],
                  confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
     """Statistics of one policy's episodes on one task, normalized with the task's reference."""
-    returns = np.array([e["return"] for e in per_episode], dtype=np.float64)
+    statistics = episode_statistics(per_episode)
     expert, random = reference["expert_return"], reference["random_return"]
-    scores = score_episodes(returns.tolist(), expert, random, task)
+    scores = score_episodes([e["return"] for e in per_episode], expert, random, task)
     for episode, score in zip(per_episode, scores or [None] * len(per_episode)):
         episode["normalized_score"] = score
-    successes = [e["success"] for e in per_episode if e["success"] is not None]
     interval = None
     if scores:
         interval = list(bootstrap_ci({task: scores}, statistic=np.mean, confidence=confidence, resamples=resamples,
                                      seed=seed))
     return {
-        "mean_return": float(returns.mean()),
-        "std_return": float(returns.std()),
-        "mean_length": float(np.mean([e["length"] for e in per_episode])),
-        "success_rate": float(np.mean(successes)) if successes else None,
-        "normalized_score": normalized_score(float(returns.mean()), expert, random, task),
+        **statistics,
+        "normalized_score": normalized_score(statistics["mean_return"], expert, random, task),
         "normalized_ci": interval,
         "episode_scores": scores,
         "episodes": per_episode,
@@ -143,16 +141,14 @@ def _policy_factory(name: str, task: str, data_dir: str, expert_cache: str | Non
     if name == "random":
         return random_policy
     if name == "expert":
-        cache = expert_cache or os.path.join(os.path.expanduser("~"), ".cache", "modeling_gato", "experts")
-        return expert_policy(task, cache, expert_steps)
+        return expert_policy(task, expert_cache_dir(expert_cache), expert_steps)
     if name == "nearest":
         from datasets import load_from_disk
 
         from .baselines import nearest_neighbour_factory
 
         dataset = load_from_disk(os.path.join(data_dir, "episodes", task))
-        keep = len(dataset) - held_out if len(dataset) > held_out else len(dataset)
-        return nearest_neighbour_factory(dataset.select(range(keep)))
+        return nearest_neighbour_factory(dataset.select(range(training_episode_count(len(dataset), held_out))))
     raise ValueError(f"baselines: unknown baseline {name!r}; expected some of {list(BASELINES)}.")
 
 

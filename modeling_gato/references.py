@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
-from .environments import TaskSpec, get_task
+from .environments import TaskSpec, expert_cache_dir, get_task
 from .metrics import check_reference
 
 RANDOM_SEED_OFFSET = 1_000_000  # the random policy plays seeds seed + 1e6 ...: never the expert's episodes
@@ -181,7 +181,7 @@ def measure_references(
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}.")
-    cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "modeling_gato", "experts")
+    cache_dir = expert_cache_dir(cache_dir)
     versions = package_versions()
     references = {}
     for name in tasks:

@@ -43,6 +43,12 @@ class Source:
     kind: str = "episodes"  # "episodes" or "text" (text, captions and VQA rows are packed)
 
 
+def training_episode_count(total: int, held_out: int) -> int:
+    """How many of a task's `total` episodes are trained on when its last `held_out` are held out: all of them when
+    the task has no more (a small task is never left without training data)."""
+    return total - held_out if total > held_out else total
+
+
 def _slice_sample(sample: Mapping[str, np.ndarray], start: int, end: int) -> dict[str, np.ndarray]:
     """Tokens [start, end) of a tokenized sample, with the patches that fall inside."""
     first_patch = int(sample["patch_mask"][:start].sum())

@@ -35,7 +35,7 @@ from .collator import GatoDataCollator
 from .configuration_gato import GatoConfig
 from .modeling_gato import GatoForCausalModeling
 from .processing_gato import GatoProcessor
-from .sequences import GatoSequenceBuilder, Source, _concatenate, _slice_sample
+from .sequences import GatoSequenceBuilder, Source, _concatenate, _slice_sample, training_episode_count
 
 CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "model.safetensors")
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, head_dim=32, intermediate_size=512)
@@ -145,7 +145,7 @@ def split_sources(data_dirs: list[str], weights: dict[str, float], eval_episodes
         manifests[directory] = manifest
         for task, info in manifest["tasks"].items():
             dataset = load_from_disk(os.path.join(directory, "episodes", task))
-            keep = len(dataset) - eval_episodes if len(dataset) > eval_episodes else len(dataset)
+            keep = training_episode_count(len(dataset), eval_episodes)
             weight = weights.get(task, weights.get(info["domain"], 1.0))
             if weight > 0:
                 train.append(Source(task, dataset.select(range(keep)), weight, "episodes"))
