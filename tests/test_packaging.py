@@ -3,14 +3,21 @@
 Missing package data and sub-packages are the commonest failures of a package like this one, and a test run from
 the source tree (or against an editable install) never sees them. Here the wheel is built offline from a copy of
 the tree (`pip wheel --no-build-isolation`: the build leaves nothing in the checkout), installed with `--no-deps`
-into a venv made with `--system-site-packages` (the dependencies come from the system; an editable install of the
-repository there must lose to the wheel, and the tests check that it does), and every check below runs in that
-venv's interpreter, with the working directory outside the repository and PYTHONPATH cleared.
+into a fresh venv that sees the site-packages of the interpreter running the tests (the dependencies come from
+there, be it the system's interpreter or a virtualenv; an editable install of the repository there must lose to the
+wheel, and the tests check that it does), and every check below runs in that venv's interpreter, with the working
+directory outside the repository and PYTHONPATH cleared.
+
+`--system-site-packages` alone is not enough: a venv made from inside another virtualenv sees the *base*
+interpreter's packages, not the outer virtualenv's. So the venv is made without it, and a `.pth` file in its
+site-packages adds the running interpreter's site directories (`site.getsitepackages()`, and the user site where
+that is on `sys.path`) after its own, with `site.addsitedir`, which also runs their `.pth` files (editable installs).
 """
 
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 import textwrap
@@ -79,13 +86,31 @@ def wheel(tmp_path_factory) -> Path:
     return wheels[0]
 
 
+def outer_site_directories() -> list[str]:
+    """The site directories of the interpreter running the tests, in its `sys.path` order.
+
+    In the system's interpreter these are the system's site-packages; in a virtualenv, the virtualenv's (and the base
+    interpreter's only where that virtualenv includes them).
+    """
+    directories = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        directories.append(site.getusersitepackages())
+    on_path = [os.path.realpath(p) for p in sys.path]
+    directories = [d for d in directories if os.path.isdir(d) and os.path.realpath(d) in on_path]
+    assert directories, f"no site directory of {sys.executable} is on sys.path: {sys.path}"
+    return sorted(dict.fromkeys(directories), key=lambda d: on_path.index(os.path.realpath(d)))
+
+
 @pytest.fixture(scope="module")
 def venv_python(wheel, tmp_path_factory) -> Path:
-    """A venv (system site-packages visible) with the wheel installed; returns its interpreter."""
+    """A venv that sees the running interpreter's packages, with the wheel installed; returns its interpreter."""
     directory = tmp_path_factory.mktemp("venv") / "env"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(directory)
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(directory)
     python = directory / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    # the system's pip, run by the venv's interpreter, installs into the venv
+    own = site_packages(python)
+    lines = [f"import site; site.addsitedir({d!r})\n" for d in outer_site_directories()]
+    (own / "outer_environment.pth").write_text("".join(lines))
+    # the outer environment's pip, run by the venv's interpreter, installs into the venv
     run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--force-reinstall", str(wheel)],
         cwd=directory)
     return python
@@ -94,6 +119,18 @@ def venv_python(wheel, tmp_path_factory) -> Path:
 def site_packages(python: Path) -> Path:
     output = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=python.parent)
     return Path(output.stdout.strip())
+
+
+def test_the_venv_uses_the_running_interpreters_dependencies(venv_python, tmp_path):
+    """The venv's dependencies are the very files this interpreter imports: those of the virtualenv the suite runs in,
+    not the base interpreter's (which a bare `--system-site-packages` venv would pick, or find nothing)."""
+    check = "import importlib.util, json, sys; print(json.dumps({n: importlib.util.find_spec(n) and " \
+            "importlib.util.find_spec(n).origin for n in sys.argv[1:]}))"
+    names = ["torch", "transformers", "pytest", "pip"]
+    seen = json.loads(run([str(venv_python), "-c", check, *names], cwd=tmp_path).stdout.strip().splitlines()[-1])
+    here = json.loads(run([sys.executable, "-c", check, *names], cwd=tmp_path).stdout.strip().splitlines()[-1])
+    assert all(here.values()), here
+    assert seen == here, f"the venv imports {seen}, this interpreter ({sys.executable}) imports {here}"
 
 
 def test_the_wheel_holds_every_module_and_asset(wheel):
