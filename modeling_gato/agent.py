@@ -176,7 +176,7 @@ def _choose_tokens(model: GatoForCausalModeling, hidden: torch.Tensor, low: int,
     """One action token per row of `hidden` `(rows, hidden)`, among the ids `[low, high)` of its slot: only those
     output-layer rows are computed (1,024 or n instead of the whole vocabulary). Greedy at temperature 0, else
     sampled with each row's generator."""
-    allowed = F.linear(hidden, model.lm_head.weight[low:high]).float().cpu()
+    allowed = F.linear(hidden, model.output_rows(low, high)).float().cpu()
     if temperature <= 0:
         return (low + allowed.argmax(dim=-1)).tolist()
     probabilities = torch.softmax(allowed / temperature, dim=-1)

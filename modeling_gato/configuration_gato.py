@@ -15,6 +15,8 @@ from transformers import PretrainedConfig
 TEXT_VOCAB_SIZE = 32000
 NUM_CONTINUOUS_BINS = 1024
 SEPARATOR_TOKEN_ID = TEXT_VOCAB_SIZE + NUM_CONTINUOUS_BINS  # 33024
+# "table": the paper's independent row per bin; "table+fourier": plus a shared value-aware term (ours).
+CONTINUOUS_EMBEDDINGS = ("table", "table+fourier")
 
 
 class GatoConfig(PretrainedConfig):
@@ -60,6 +62,15 @@ class GatoConfig(PretrainedConfig):
         num_discrete_values (`int`, defaults to 1024): discrete values are ids `[0, num_discrete_values)`.
         continuous_offset (`int`, defaults to 32000): first id of the continuous bins.
         num_continuous_bins (`int`, defaults to 1024): uniform bins of the continuous range.
+        continuous_embedding (`str`, defaults to `"table"`): how a continuous bin is embedded. `"table"` is the
+            paper's: each of the `num_continuous_bins` ids has its own row of the shared token table, learned
+            independently. `"table+fourier"` (ours, beyond the paper) adds to each bin's row a value-aware term
+            shared by all bins: a learned linear map of Fourier features of the bin centre `y` in [-1, 1]
+            (`y`, `sin(pi k y)`, `cos(pi k y)` for `k = 1..continuous_embedding_frequencies`). The same term is
+            added to the bins' rows of the tied output layer, so what is learned for one value carries to its
+            neighbours on both sides. `modeling_gato train` chooses it by measurement (see the README).
+        continuous_embedding_frequencies (`int`, defaults to 9): frequencies of those Fourier features (2k + 1
+            features; ignored with `"table"`).
         separator_token_id (`int`, defaults to 33024): the '|' between observation and action tokens.
         tie_word_embeddings (`bool`, defaults to `True`): share the token table with the output layer.
         use_cache (`bool`, defaults to `True`): return the key/value cache.
@@ -103,6 +114,8 @@ class GatoConfig(PretrainedConfig):
         num_discrete_values: int = 1024,
         continuous_offset: int = TEXT_VOCAB_SIZE,
         num_continuous_bins: int = NUM_CONTINUOUS_BINS,
+        continuous_embedding: str = "table",
+        continuous_embedding_frequencies: int = 9,
         separator_token_id: int = SEPARATOR_TOKEN_ID,
         pad_token_id: int | None = 0,
         bos_token_id: int | None = 1,
@@ -144,6 +157,8 @@ class GatoConfig(PretrainedConfig):
         self.num_discrete_values = num_discrete_values
         self.continuous_offset = continuous_offset
         self.num_continuous_bins = num_continuous_bins
+        self.continuous_embedding = continuous_embedding
+        self.continuous_embedding_frequencies = continuous_embedding_frequencies
         self.separator_token_id = separator_token_id
         self.pad_token_id = pad_token_id
         self.bos_token_id = bos_token_id
@@ -241,6 +256,11 @@ class GatoConfig(PretrainedConfig):
             value = getattr(self, field)
             if not 0.0 <= value < 1.0:
                 fail(field, value, "a probability in [0, 1)")
+        if self.continuous_embedding not in CONTINUOUS_EMBEDDINGS:
+            fail("continuous_embedding", self.continuous_embedding, f"one of {list(CONTINUOUS_EMBEDDINGS)}")
+        frequencies = self.continuous_embedding_frequencies
+        if not isinstance(frequencies, int) or isinstance(frequencies, bool) or frequencies < 0:
+            fail("continuous_embedding_frequencies", frequencies, "a non-negative integer")
         if not self.use_geglu and self.hidden_act is None:
             fail("hidden_act", self.hidden_act, "an activation name such as 'gelu'")
 

@@ -131,6 +131,9 @@ def run_core_demo(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------- the full demo
 DEMO_MODEL = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=8, head_dim=32, intermediate_size=1024)
 QUICK_MODEL = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, head_dim=16, intermediate_size=128)
+# Text rows make every token a target, episodes only their actions (1 token in 6 to 44): at equal sample weights text
+# gets most of the gradient. Weighted down, control gets the larger share (the paper's mixture is ~85% control).
+DEMO_WEIGHTS = {"text": 0.1, "captions": 0.5, "vqa": 0.25}
 QUICK_TASKS = ["BabyAI-GoToRedBallGrey-v0", "metaworld-reach-v3", "CartPole-v1"]
 
 
@@ -141,7 +144,9 @@ def _calibrate_step_seconds(config, processor, data_dir: str, steps: int = 3) ->
     from .train import build_model, split_sources
 
     sources, _, _ = split_sources([data_dir], config.weights, config.eval_episodes)
-    builder = iter(GatoSequenceBuilder(processor, sources, context_length=config.context_length, seed=123))
+    builder = iter(GatoSequenceBuilder(processor, sources, context_length=config.context_length, seed=123,
+                                       short_context_probability=config.short_context_probability,
+                                       short_context_timesteps=config.short_context_timesteps))
     collator = GatoDataCollator(processor, padding="max_length", max_length=config.context_length)
     model = build_model(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -149,7 +154,9 @@ def _calibrate_step_seconds(config, processor, data_dir: str, steps: int = 3) ->
     for _ in range(steps + 1):
         batch = collator([next(builder) for _ in range(config.batch_size)])
         start = time.perf_counter()
-        model(**batch, target_logits_only=True).loss.backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):  # as Trainer runs it
+            loss = model(**batch, target_logits_only=True).loss
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         timings.append(time.perf_counter() - start)
@@ -188,12 +195,15 @@ def run_full_demo(args: argparse.Namespace) -> None:
 
     # 2. training, sized to the time budget
     context = 128 if quick else 1024
+    # The small-budget recipe (TrainConfig's defaults: value-aware continuous embeddings, short-context samples,
+    # learning rate 1e-3 after a short warm-up) with bf16 autocast; control weighted over text (README).
     config = TrainConfig(
         data=[data_dir], output_dir=os.path.join(out, "model"), variant="tiny",
         model_overrides={**(QUICK_MODEL if quick else DEMO_MODEL), "max_position_embeddings": context},
-        context_length=context, batch_size=2 if quick else 4, learning_rate=1e-3 if quick else 5e-4,
-        warmup_steps=2 if quick else 100, eval_episodes=1, eval_samples_per_task=2 if quick else 8,
-        logging_steps=2 if quick else 20, save_total_limit=1, seed=args.seed, weights=_weights(args),
+        context_length=context, batch_size=2 if quick else 4, warmup_steps=2 if quick else 50,
+        eval_episodes=1, eval_samples_per_task=2 if quick else 8, bf16=not quick,
+        logging_steps=2 if quick else 20, save_total_limit=1 if quick else 4, seed=args.seed,
+        weights={**DEMO_WEIGHTS, **_weights(args)},
     )
     elapsed = (time.time() - started) / 60
     evaluation_minutes = 1 if quick else 15  # model, random, expert and 1-NN on every task, offline prediction
@@ -218,15 +228,68 @@ def run_full_demo(args: argparse.Namespace) -> None:
     timings["evaluate"] = time.time() - started - timings["collect"] - timings["train"]
 
     # 4. samples and the report
+    curve = learning_curve(summary["history"], manifest, config, os.path.join(out, "learning_curve.png"))
     captions = _sample_captions(model, processor, data_dir, 2 if quick else 6)
+    grounding = None
+    if os.path.isdir(os.path.join(data_dir, "captions")):
+        from .caption_grounding import measure_caption_grounding
+
+        grounding = measure_caption_grounding(model, processor, data_dir)
+        with open(os.path.join(out, "caption_grounding.json"), "w") as f:
+            json.dump(grounding, f, indent=1)
     completions = _sample_completions(model, processor, 2 if quick else 4)
-    report = _report(manifest, config, summary, results, captions, completions, timings, results_table, score_table)
+    report = _report(manifest, config, summary, results, captions, completions, timings, results_table, score_table,
+                     curve, grounding)
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write(report)
     print("[4/4] report")
     print(report)
     print(f"\nwrote {out}/report.md, {out}/eval/eval_scores.png, {config.output_dir}/loss_curve.png and the model "
           f"directory {config.output_dir} (load it with trust_remote_code=True); {(time.time() - started) / 60:.1f} min")
+
+
+def learning_curve(history: list[dict], manifest: dict, config, path: str) -> list[dict]:
+    """Held-out policy accuracy and loss (restricted to each action slot's valid ids) per domain against training
+    tokens, from the evaluations logged during training; writes `path` (PNG) and returns the points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    domains = {task: info["domain"] for task, info in manifest["tasks"].items()}
+    tokens_per_step = config.batch_size * config.gradient_accumulation_steps * config.context_length
+    points = []
+    for entry in history:
+        by_domain: dict[str, list[tuple[float, float]]] = {}
+        for task, domain in domains.items():
+            if f"eval_{task}_policy_accuracy" in entry:
+                by_domain.setdefault(domain, []).append(
+                    (entry[f"eval_{task}_policy_accuracy"], entry[f"eval_{task}_policy_loss"]))
+        if by_domain:
+            points.append({"step": entry["step"], "tokens": entry["step"] * tokens_per_step,
+                           **{f"{d}_accuracy": float(np.mean([a for a, _ in v])) for d, v in by_domain.items()},
+                           **{f"{d}_policy_loss": float(np.mean([loss for _, loss in v])) for d, v in by_domain.items()}})
+    figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for domain in sorted(set(domains.values())):
+        series = [(p["tokens"] / 1e6, p[f"{domain}_accuracy"], p[f"{domain}_policy_loss"]) for p in points
+                  if f"{domain}_accuracy" in p]
+        if series:
+            x, accuracy, loss = zip(*series)
+            accuracy_axis.plot(x, accuracy, marker="o", label=domain)
+            loss_axis.plot(x, loss, marker="o", label=domain)
+    for axis, label in ((accuracy_axis, "held-out next-action accuracy (valid ids only)"),
+                        (loss_axis, "held-out policy cross-entropy (valid ids only)")):
+        axis.set_xlabel("training tokens (millions)")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle("Learning curve per domain (given the true history, mean over the domain's tasks)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    with open(os.path.splitext(path)[0] + ".json", "w") as f:
+        json.dump(points, f, indent=1)
+    return points
 
 
 def _weights(args) -> dict:
@@ -267,7 +330,8 @@ def _sample_completions(model, processor, count: int) -> list[dict]:
     return samples
 
 
-def _report(manifest, config, summary, results, captions, completions, timings, results_table, score_table) -> str:
+def _report(manifest, config, summary, results, captions, completions, timings, results_table, score_table,
+            curve=(), grounding=None) -> str:
     history = summary["history"]
     losses = [h["loss"] for h in history if "loss" in h]
     lines = [
@@ -290,6 +354,16 @@ def _report(manifest, config, summary, results, captions, completions, timings, 
         "",
         "![loss curve](model/loss_curve.png)",
         "",
+        "## Learning curve (held-out policy accuracy per domain against training tokens)",
+        "",
+        "| step | tokens | " + " | ".join(k for k in (curve[-1] if curve else {}) if k.endswith("_accuracy")) + " |",
+        "|---|---|" + "---|" * len([k for k in (curve[-1] if curve else {}) if k.endswith("_accuracy")]),
+        *[f"| {p['step']} | {p['tokens'] / 1e6:.2f}M | "
+          + " | ".join(f"{p.get(k, float('nan')):.3f}" for k in (curve[-1] if curve else {}) if k.endswith("_accuracy"))
+          + " |" for p in curve],
+        "",
+        "![learning curve](learning_curve.png)",
+        "",
         "## Expert and random references (from `collect`)",
         "",
         score_table(manifest["scores"]),
@@ -300,6 +374,13 @@ def _report(manifest, config, summary, results, captions, completions, timings, 
         "|---|---|",
     ]
     lines += [f"| {c['reference']} | {c['generated']} |" for c in captions] or ["| (no caption data) | |"]
+    if grounding is not None:
+        from .caption_grounding import grounding_table
+
+        lines += ["", f"Grounding on the {grounding['captions']} held-out captions: objects (colour and kind) named by "
+                  "the model's greedy caption against those really in view, beside the template prior (the most "
+                  f"frequent training caption, \"{grounding['prior_caption']}\", for every image):", "",
+                  grounding_table(grounding)]
     lines += ["", "## Text completions (greedy)", "", "| prompt | completion |", "|---|---|"]
     lines += [f"| {c['prompt']} | {c['completion'].replace(chr(10), ' ')} |" for c in completions]
     lines += ["", "## Parameter counts of the paper's variants", "", variant_table(), ""]

@@ -184,6 +184,35 @@ def patch_position_indices(intervals: torch.Tensor, num_bins: int, training: boo
     return index[..., 0], index[..., 1]
 
 
+class GatoContinuousValueEmbedding(nn.Module):
+    """The value-aware term of the continuous bins' rows (`config.continuous_embedding="table+fourier"`, ours).
+
+    Bin `b`'s centre is `y_b = -1 + (2b + 1) / num_bins` in [-1, 1] (mu-law space for observations, the action's
+    own scale for actions). Its features are `[y_b, sin(pi k y_b), cos(pi k y_b) for k = 1..K]` and its term is
+    one shared linear map of them: `rows()[b] = W @ features(y_b)`, `W` of shape `(hidden, 2K + 1)`. Every bin
+    shares `W`, so a gradient from one value moves its neighbours too. The term is added to the bins' rows of
+    the token table on input and of the (tied) output layer on output; the table rows stay free, so the
+    paper's per-bin capacity is kept.
+    """
+
+    def __init__(self, config: GatoConfig):
+        super().__init__()
+        self.num_bins = config.num_continuous_bins
+        self.frequencies = config.continuous_embedding_frequencies
+        self.proj = nn.Linear(2 * self.frequencies + 1, config.hidden_size, bias=False)
+
+    def features(self, device: torch.device | None = None) -> torch.Tensor:
+        """`(num_bins, 2K + 1)` Fourier features of the bin centres (computed, not stored: nothing to load)."""
+        centres = (2 * torch.arange(self.num_bins, device=device, dtype=torch.float32) + 1) / self.num_bins - 1
+        angles = torch.pi * centres[:, None] * torch.arange(1, self.frequencies + 1, device=device)[None, :]
+        return torch.cat([centres[:, None], torch.sin(angles), torch.cos(angles)], dim=-1)
+
+    def rows(self) -> torch.Tensor:
+        """`(num_bins, hidden)`: the term added to each bin's table row."""
+        weight = self.proj.weight
+        return F.linear(self.features(weight.device).to(weight.dtype), weight)
+
+
 class GatoEmbeddings(nn.Module):
     """Token ids and patch pixels -> input vectors.
 
@@ -210,6 +239,9 @@ class GatoEmbeddings(nn.Module):
             if config.use_absolute_position_embeddings
             else None
         )
+        self.continuous_value_embedding = (
+            GatoContinuousValueEmbedding(config) if config.continuous_embedding == "table+fourier" else None
+        )
         self.dropout = nn.Dropout(config.embedding_dropout)
 
     def forward(
@@ -225,6 +257,12 @@ class GatoEmbeddings(nn.Module):
     ) -> torch.Tensor:
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)  # (batch, seq, hidden)
+            if self.continuous_value_embedding is not None:
+                # Continuous ids take their bin's shared value-aware term on top of their table row.
+                bins = input_ids - self.config.continuous_offset
+                is_bin = (bins >= 0) & (bins < self.config.num_continuous_bins)
+                value = self.continuous_value_embedding.rows()[bins.clamp(0, self.config.num_continuous_bins - 1)]
+                inputs_embeds = inputs_embeds + value.to(inputs_embeds.dtype) * is_bin.unsqueeze(-1).to(inputs_embeds.dtype)
         embeds = inputs_embeds
         batch_seq = embeds.shape[:2]
 
@@ -594,6 +632,30 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
 
+    def output_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """The output layer: `(..., hidden)` -> `(..., vocab)`. With `continuous_embedding="table+fourier"` the
+        continuous bins' logits also take the shared value-aware term (the input side's, tied)."""
+        logits = self.lm_head(hidden_states)
+        values = self.model.embeddings.continuous_value_embedding
+        if values is not None:
+            start = self.config.continuous_offset
+            end = start + self.config.num_continuous_bins
+            logits[..., start:end] += F.linear(hidden_states, values.rows().to(hidden_states.dtype))
+        return logits
+
+    def output_rows(self, low: int, high: int) -> torch.Tensor:
+        """`(high - low, hidden)`: the output layer's rows for ids `[low, high)`, value-aware term included, so
+        `hidden @ output_rows(low, high).T == output_logits(hidden)[..., low:high]` at a fraction of the cost."""
+        rows = self.lm_head.weight[low:high]
+        values = self.model.embeddings.continuous_value_embedding
+        start, bins = self.config.continuous_offset, self.config.num_continuous_bins
+        first, last = max(low, start), min(high, start + bins)
+        if values is None or first >= last:
+            return rows
+        term = torch.zeros_like(rows)
+        term[first - low:last - low] = values.rows()[first - start:last - start].to(rows.dtype)
+        return rows + term
+
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
@@ -653,7 +715,7 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
             kept = hidden_states[:, -logits_to_keep:, :] if logits_to_keep > 0 else hidden_states
         else:
             kept = hidden_states[:, logits_to_keep, :]
-        logits = self.lm_head(kept)
+        logits = self.output_logits(kept)
 
         loss = None
         if labels is not None:
@@ -681,7 +743,7 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
         if shift_labels is None:
             shift_labels = F.pad(labels, (0, 1), value=-100)[:, 1:]  # position t predicts label t + 1
         keep = shift_labels != -100  # (batch, seq)
-        logits = self.lm_head(hidden_states[keep]).unsqueeze(0)  # (1, num_targets, vocab)
+        logits = self.output_logits(hidden_states[keep]).unsqueeze(0)  # (1, num_targets, vocab)
         loss = self.loss_function(
             logits=logits,
             labels=None,

@@ -13,6 +13,13 @@ Our choices, where the paper is silent:
 - Text, caption and VQA rows are packed one after another (each ends with EOS) until the context is
   full; a text row longer than the context is cut into context-sized chunks.
 - Samples shorter than the context (a short episode) are padded: `attention_mask` is 0 there.
+- Short-context samples (ours, off unless `short_context_probability > 0`): a model that sees hundreds of earlier
+  timesteps can predict an action from the previous actions alone (a CartPole expert alternates its action 76% of
+  the time), and at small budgets it learns that shortcut instead of reading the observation. A fraction of
+  episode samples is therefore packed from independent windows of 1 to `short_context_timesteps` whole timesteps,
+  each its own segment (`segment_ids`): the collator turns the segments into a block-diagonal causal mask, so a
+  window sees only itself, and as Gato has no global position embedding each window is computed exactly as if it
+  were a sample of its own. The other samples keep the long windows and the prompts.
 
 Works from map-style `datasets` (random access, memory-mapped Arrow: memory does not grow with the data)
 and from iterable / streaming datasets (a bounded shuffle buffer of episodes per task).
@@ -97,6 +104,13 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         seed: base seed; each dataloader worker and each `set_epoch` gets its own stream.
         shuffle_buffer: episodes kept per task when a source is iterable (streaming).
         token_cache_size: tokenized rows kept (least recently used first out); memory stays bounded.
+        short_context_probability: fraction of episode samples packed from independent short windows (0: none,
+            the paper's sampling).
+        short_context_timesteps: the longest short window, in timesteps (each window's length is uniform in
+            `[1, short_context_timesteps]`).
+
+    Samples carry `segment_ids` `(context_length,)`: 0 for a long window (with its prompt), `0, 1, 2, ...` for
+    the windows of a short-context sample, -1 on padding.
     """
 
     def __init__(
@@ -109,6 +123,8 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         seed: int = 0,
         shuffle_buffer: int = 64,
         token_cache_size: int = 64,
+        short_context_probability: float = 0.0,
+        short_context_timesteps: int = 1,
     ):
         super().__init__()
         if isinstance(sources, Mapping):
@@ -120,6 +136,10 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
             raise ValueError(f"source weights must be >= 0 with a positive sum, got {weights.tolist()}.")
         if not 0.0 <= prompt_probability <= 1.0:
             raise ValueError(f"prompt_probability={prompt_probability} is invalid: expected a probability.")
+        if not 0.0 <= short_context_probability <= 1.0:
+            raise ValueError(f"short_context_probability={short_context_probability} is invalid: expected a probability.")
+        if not isinstance(short_context_timesteps, int) or short_context_timesteps < 1:
+            raise ValueError(f"short_context_timesteps={short_context_timesteps!r} is invalid: expected an integer >= 1.")
         if context_length < 2:
             raise ValueError(f"context_length={context_length} is invalid: expected at least 2 tokens.")
         self.processor = processor
@@ -131,6 +151,8 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         self.seed = seed
         self.epoch = 0
         self.shuffle_buffer = shuffle_buffer
+        self.short_context_probability = short_context_probability
+        self.short_context_timesteps = short_context_timesteps
         self._task_layout: dict[str, tuple[tuple[str, ...], int]] = {}
         self.token_cache_size = token_cache_size
         self._token_cache: dict[tuple[str, int], dict[str, np.ndarray]] = {}
@@ -231,6 +253,9 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         return _slice_sample(episode, begin, end)
 
     def _episode_sample(self, source: Source, read, rng: np.random.Generator) -> tuple[dict, bool]:
+        # The draw is skipped when short samples are off, so the paper's stream stays the same seed for seed.
+        if self.short_context_probability > 0 and rng.random() < self.short_context_probability:
+            return self._short_context_sample(source, read, rng), False
         episode_index, row = read()
         episode = self._tokenize((episode_index, row), source)
         parts, budget, prompted = [], self.context_length, False
@@ -247,7 +272,33 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
             parts.append(prompt)
             budget -= len(prompt["input_ids"])
         parts.append(self._window(episode, budget, _uniform_full_start(episode, budget, rng)))
-        return _concatenate(parts), prompted
+        sample = _concatenate(parts)
+        sample["segment_ids"] = np.zeros(len(sample["input_ids"]), np.int64)
+        return sample, prompted
+
+    def _short_context_sample(self, source: Source, read, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Independent windows of 1..`short_context_timesteps` whole timesteps (random episode, random start),
+        one segment each, until the context is full (the last window keeps the whole timesteps that fit)."""
+        parts, used = [], 0
+        while used < self.context_length:
+            episode = self._tokenize(read(), source)
+            starts = episode["timestep_starts"]
+            ends = np.append(starts[1:], len(episode["input_ids"]))
+            steps = int(rng.integers(1, self.short_context_timesteps + 1))
+            first = int(rng.integers(len(starts)))
+            last = min(first + steps, len(starts))  # exclusive
+            begin = int(starts[first])
+            fits = np.flatnonzero(ends[first:last] - begin <= self.context_length - used)
+            if not len(fits):  # not even one timestep fits: the row is full (cut it if it is the row's first)
+                if not parts:
+                    parts.append(_slice_sample(episode, begin, begin + self.context_length))
+                break
+            end = int(ends[first + fits[-1]])
+            parts.append(_slice_sample(episode, begin, end))
+            used += end - begin
+        sample = _concatenate(parts)
+        sample["segment_ids"] = np.repeat(np.arange(len(parts)), [len(p["input_ids"]) for p in parts])
+        return sample
 
 
     def _prompt(self, episode: Mapping[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -282,9 +333,10 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         pad = self.context_length - length
         sample["attention_mask"] = np.concatenate([np.ones(length, np.int64), np.zeros(pad, np.int64)])
         if pad:
-            fills = {"input_ids": self.processor.pad_token_id, "local_positions": -1}
-            for key in TOKEN_KEYS:
-                sample[key] = np.concatenate([sample[key], np.full(pad, fills.get(key, 0), sample[key].dtype)])
+            fills = {"input_ids": self.processor.pad_token_id, "local_positions": -1, "segment_ids": -1}
+            for key in (*TOKEN_KEYS, "segment_ids"):
+                if key in sample:
+                    sample[key] = np.concatenate([sample[key], np.full(pad, fills.get(key, 0), sample[key].dtype)])
         return sample
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -300,6 +352,7 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
                 sample, prompted = self._episode_sample(source, readers[index], rng)
             else:
                 sample, prompted = self._packed_sample(source, readers[index]), False
+                sample["segment_ids"] = np.zeros(len(sample["input_ids"]), np.int64)
             sample = self._pad(sample)
             sample["task"] = source.name
             sample["prompted"] = prompted

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .collator import GatoDataCollator
@@ -55,16 +56,19 @@ class TrainConfig:
     max_steps: int = 1000
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
-    learning_rate: float = 1e-4
+    learning_rate: float = 1e-3  # the paper: 1e-4 (for 512 x 1024-token batches over 1M steps)
     initial_learning_rate: float = 1e-7
     final_learning_rate_ratio: float = 0.1
-    warmup_steps: int = 100
+    warmup_steps: int = 20  # the paper: 15,000
     weight_decay: float = 0.1
     adam_beta1: float = 0.9
     adam_beta2: float = 0.95
     adam_epsilon: float = 1e-8
     max_grad_norm: float = 1.0
     prompt_probability: float = 0.25
+    short_context_probability: float = 0.5  # the paper: 0 (every sample a long window)
+    short_context_timesteps: int = 4
+    continuous_embedding: str = "table+fourier"  # for a new model; the paper: "table"
     eval_episodes: int = 2
     eval_samples_per_task: int = 16
     eval_steps: int = 200
@@ -109,11 +113,33 @@ def paper_schedule(optimizer, warmup_steps: int, total_steps: int, peak: float, 
 
 
 class GatoTrainer(Trainer):
-    """Trainer with the paper's learning-rate schedule."""
+    """Trainer with the paper's learning-rate schedule, and the policy's own held-out loss.
 
-    def __init__(self, *args, gato_config: TrainConfig, **kwargs):
+    `policy_sets` maps a task to its held-out samples and the id range of each action slot: every evaluation
+    then also logs `eval_<task>_policy_loss` and `eval_<task>_policy_accuracy` (`policy_metrics`), beside
+    Trainer's full-vocabulary `eval_<task>_loss`.
+    """
+
+    def __init__(self, *args, gato_config: TrainConfig, policy_sets: dict | None = None, **kwargs):
         self.gato_config = gato_config
+        self.policy_sets = policy_sets or {}
         super().__init__(*args, **kwargs)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        metrics = super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        # Trainer evaluates a dict of held-out sets by calling `evaluate` once per set: add the policy metrics
+        # once, at the outer call.
+        if eval_dataset is None and metric_key_prefix == "eval" and self.policy_sets:
+            logs = {}
+            for task, (samples, ranges) in self.policy_sets.items():
+                result = policy_metrics(self.model, self.data_collator, samples, ranges, self.args.per_device_eval_batch_size)
+                logs[f"eval_{task}_policy_loss"] = result["loss"]
+                logs[f"eval_{task}_policy_accuracy"] = result["accuracy"]
+            losses = [v for k, v in logs.items() if k.endswith("_policy_loss")]
+            logs["eval_policy_loss"] = float(np.mean(losses))
+            self.log(logs)
+            metrics.update(logs)
+        return metrics
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # The output layer only where a target is predicted: the same loss (tested), a fraction of the
@@ -195,6 +221,78 @@ def evaluation_samples(processor: GatoProcessor, rows, context_length: int, is_e
     return samples
 
 
+def action_slot_ranges(action_space: dict | None, processor: GatoProcessor) -> list[tuple[int, int]] | None:
+    """The id range `[low, high)` of each action slot, from `manifest.json`'s `action_space` description (what the
+    agent samples from: `[0, n)` for a discrete slot, the continuous bins for a Box dimension); None when the
+    manifest has no description."""
+    if not action_space:
+        return None
+    kind = action_space.get("type")
+    if kind == "Discrete":
+        return [(0, int(action_space["n"]))]
+    if kind == "MultiDiscrete":
+        return [(0, int(n)) for n in np.asarray(action_space["nvec"]).reshape(-1)]
+    if kind == "Box":
+        size = int(np.prod(action_space["shape"])) if action_space["shape"] else 1
+        return [(processor.continuous_offset, processor.continuous_offset + processor.num_bins)] * size
+    raise ValueError(f"action_space: type {kind!r} is not supported; expected Discrete, MultiDiscrete or Box.")
+
+
+def _inferred_ranges(samples: list[dict], processor: GatoProcessor) -> list[tuple[int, int]]:
+    ids = np.concatenate([np.asarray(s["input_ids"])[np.asarray(s["action_mask"], bool)] for s in samples])
+    if len(ids) and ids.min() >= processor.continuous_offset:
+        return [(processor.continuous_offset, processor.continuous_offset + processor.num_bins)]
+    return [(0, processor.num_discrete_values)]
+
+
+@torch.no_grad()
+def policy_metrics(model: GatoForCausalModeling, collator, samples: list[dict], ranges: list[tuple[int, int]],
+                   batch_size: int = 8) -> dict[str, float]:
+    """The policy's loss: cross-entropy and accuracy of each action token among its slot's valid ids only.
+
+    This is what the agent acts on (it samples each action token among `ranges[slot]`), unlike the full-vocabulary
+    loss, which also pays for mass on text ids the agent never samples. `samples` are whole-timestep windows (as
+    `evaluation_samples` makes them), so the k-th action token of a sample fills slot `k % len(ranges)`.
+    Returns `{"loss", "accuracy", "tokens"}`.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total_loss, correct, count = 0.0, 0, 0
+    names = {"input_ids", "attention_mask", "image_patches", "patch_mask", "patch_intervals", "local_positions",
+             "action_mask"}
+    try:
+        for begin in range(0, len(samples), batch_size):
+            chunk = samples[begin:begin + batch_size]
+            batch = collator(chunk)
+            inputs = {k: v.to(device) for k, v in batch.items() if k in names}
+            hidden = model.model(**inputs, use_cache=False).last_hidden_state  # (batch, seq, hidden)
+            for row, sample in enumerate(chunk):
+                positions = np.flatnonzero(np.asarray(sample["action_mask"])[: int(inputs["attention_mask"][row].sum())])
+                positions = positions[positions > 0]
+                if not len(positions):
+                    continue
+                targets = inputs["input_ids"][row, positions]
+                states = hidden[row, positions - 1]  # position t - 1 predicts token t
+                slots = np.arange(len(positions)) % len(ranges)
+                for slot, (low, high) in enumerate(ranges):
+                    chosen = np.flatnonzero(slots == slot)
+                    if not len(chosen):
+                        continue
+                    logits = F.linear(states[chosen], model.output_rows(low, high)).float()
+                    local = (targets[chosen] - low).clamp(0, high - low - 1)
+                    valid = (targets[chosen] >= low) & (targets[chosen] < high)
+                    losses = torch.logsumexp(logits, -1) - logits.gather(1, local[:, None])[:, 0]
+                    total_loss += float(losses[valid].sum())
+                    correct += int(((logits.argmax(-1) == local) & valid).sum())
+                    count += int(valid.sum())
+    finally:
+        model.train(was_training)
+    if count == 0:
+        return {"loss": float("nan"), "accuracy": float("nan"), "tokens": 0}
+    return {"loss": total_loss / count, "accuracy": correct / count, "tokens": count}
+
+
 # ---------------------------------------------------------------------------- callbacks and reports
 class TimeBudgetCallback(TrainerCallback):
     """Stops training once `minutes` of wall-clock time are spent (the model is then saved as usual)."""
@@ -229,31 +327,51 @@ class LossCurveCallback(TrainerCallback):
 
 
 def write_loss_curve(history: list[dict[str, float]], output_dir: str) -> str:
+    """`loss_curve.png` (left: train and held-out full-vocabulary loss; right: the held-out policy loss, restricted
+    to each action slot's valid ids, and its accuracy) and `losses.json` (every logged value)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     os.makedirs(output_dir, exist_ok=True)
-    figure, axis = plt.subplots(figsize=(8, 4.5))
+    figure, (axis, policy_axis) = plt.subplots(1, 2, figsize=(13, 4.5))
     train = [(h["step"], h["loss"]) for h in history if "loss" in h]
     if train:
         axis.plot(*zip(*train), label="train loss", linewidth=2)
-    eval_keys = sorted({k for h in history for k in h if k.startswith("eval_") and k.endswith("_loss")})
+    eval_keys = sorted({k for h in history for k in h if k.startswith("eval_") and k.endswith("_loss")
+                        and not k.endswith("policy_loss")})
     colors = plt.get_cmap("tab20")
     for index, key in enumerate(eval_keys):
         points = [(h["step"], h[key]) for h in history if key in h]
         axis.plot(*zip(*points), marker="o", linestyle="--", color=colors(index % 20),
                   label=key.removeprefix("eval_").removesuffix("_loss"))
     axis.set_xlabel("step")
-    axis.set_ylabel("cross-entropy (text and action tokens)")
-    axis.set_title("Gato training")
+    axis.set_ylabel("cross-entropy over the whole vocabulary")
+    axis.set_title("full-vocabulary loss (text and action tokens)")
     axis.grid(alpha=0.3)
     if train or eval_keys:
         axis.legend(fontsize=7, ncol=2)
+    policy_keys = sorted({k for h in history for k in h if k.endswith("_policy_loss") and k != "eval_policy_loss"})
+    accuracy_axis = policy_axis.twinx()
+    for index, key in enumerate(policy_keys):
+        task = key.removeprefix("eval_").removesuffix("_policy_loss")
+        points = [(h["step"], h[key]) for h in history if key in h]
+        policy_axis.plot(*zip(*points), marker="o", color=colors(index % 20), label=task)
+        accuracy = [(h["step"], h[f"eval_{task}_policy_accuracy"]) for h in history if f"eval_{task}_policy_accuracy" in h]
+        if accuracy:
+            accuracy_axis.plot(*zip(*accuracy), linestyle=":", color=colors(index % 20))
+    policy_axis.set_xlabel("step")
+    policy_axis.set_ylabel("cross-entropy among the slot's valid ids (solid)")
+    accuracy_axis.set_ylabel("accuracy (dotted)")
+    accuracy_axis.set_ylim(0, 1)
+    policy_axis.set_title("held-out policy loss: what the agent acts on")
+    policy_axis.grid(alpha=0.3)
+    if policy_keys:
+        policy_axis.legend(fontsize=7, ncol=2)
     path = os.path.join(output_dir, "loss_curve.png")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
     with open(os.path.join(output_dir, "losses.json"), "w") as f:
         json.dump(history, f, indent=1)
@@ -292,10 +410,14 @@ def usage_snippet(repo_id: str) -> list[str]:
 def model_card(config: TrainConfig, model_config: GatoConfig, manifests: dict, history: list[dict], steps: int,
                parameters: int) -> str:
     train_losses = [h["loss"] for h in history if "loss" in h]
-    last_eval = {}
+    last_eval, last_policy, last_accuracy = {}, {}, {}
     for h in history:
         for key, value in h.items():
-            if key.startswith("eval_") and key.endswith("_loss") and key != "eval_loss":
+            if key.endswith("_policy_loss") and key != "eval_policy_loss":
+                last_policy[key.removeprefix("eval_").removesuffix("_policy_loss")] = value
+            elif key.endswith("_policy_accuracy"):
+                last_accuracy[key.removeprefix("eval_").removesuffix("_policy_accuracy")] = value
+            elif key.startswith("eval_") and key.endswith("_loss") and key != "eval_loss":
                 last_eval[key.removeprefix("eval_").removesuffix("_loss")] = value
     lines = [
         "---",
@@ -340,16 +462,23 @@ def model_card(config: TrainConfig, model_config: GatoConfig, manifests: dict, h
         f"sequences of {config.context_length} tokens, AdamW ({config.adam_beta1}, {config.adam_beta2}, eps "
         f"{config.adam_epsilon}), weight decay {config.weight_decay}, clip {config.max_grad_norm}, learning rate "
         f"{config.initial_learning_rate:g} -> {config.learning_rate:g} over {config.warmup_steps} steps then cosine "
-        f"to {config.learning_rate * config.final_learning_rate_ratio:g}; prompt probability {config.prompt_probability}.",
+        f"to {config.learning_rate * config.final_learning_rate_ratio:g}; prompt probability {config.prompt_probability}; "
+        f"short-context samples {config.short_context_probability:g} (windows of 1-{config.short_context_timesteps} "
+        f"timesteps); continuous embedding `{model_config.continuous_embedding}`; "
+        f"{'bf16 autocast' if config.bf16 else 'float32'}.",
         f"- Train loss: first logged {train_losses[0]:.4f}, last logged {train_losses[-1]:.4f}."
         if train_losses else "- No train loss was logged.",
         "",
         "## Held-out loss per task (last evaluation)",
         "",
-        "| task | loss |",
-        "|---|---|",
+        "The policy loss and accuracy score each action token among its slot's valid ids only (what the agent "
+        "samples from); the full-vocabulary loss also pays for probability on ids the agent never samples.",
+        "",
+        "| task | policy loss | policy accuracy | full-vocabulary loss |",
+        "|---|---|---|---|",
     ]
-    lines += [f"| {task} | {loss:.4f} |" for task, loss in sorted(last_eval.items())] or ["| (none) | |"]
+    lines += [f"| {task} | {fmt(last_policy.get(task))} | {fmt(last_accuracy.get(task))} | {loss:.4f} |"
+              for task, loss in sorted(last_eval.items())] or ["| (none) | | | |"]
     lines += ["", "![loss curve](loss_curve.png)", ""]
     return "\n".join(lines)
 
@@ -372,10 +501,11 @@ def latest_complete_checkpoint(output_dir: str) -> str | None:
 def build_model(config: TrainConfig) -> GatoForCausalModeling:
     if config.init_from:
         return GatoForCausalModeling.from_pretrained(config.init_from)
+    overrides = {"continuous_embedding": config.continuous_embedding, **config.model_overrides}
     if config.variant == "tiny":
-        model_config = GatoConfig(**{**TINY, "max_position_embeddings": config.context_length, **config.model_overrides})
+        model_config = GatoConfig(**{**TINY, "max_position_embeddings": config.context_length, **overrides})
     elif config.variant in ("small", "baseline", "large"):
-        model_config = getattr(GatoConfig, config.variant)(**config.model_overrides)
+        model_config = getattr(GatoConfig, config.variant)(**overrides)
     else:
         raise ValueError(f"variant={config.variant!r} is invalid: expected tiny, small, baseline or large.")
     if model_config.max_position_embeddings < config.context_length:
@@ -397,8 +527,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
     builder = GatoSequenceBuilder(
         processor, train_sources, context_length=config.context_length,
         prompt_probability=config.prompt_probability, seed=config.seed,
+        short_context_probability=config.short_context_probability,
+        short_context_timesteps=config.short_context_timesteps,
     )
-    eval_sets = {}
+    action_spaces = {task: info.get("action_space") for manifest in manifests.values()
+                     for task, info in manifest["tasks"].items()}
+    eval_sets, policy_sets = {}, {}
     for name, rows in held_out.items():
         samples = evaluation_samples(processor, rows, config.context_length, name not in ("text", "captions", "vqa"))
         if len(samples) > config.eval_samples_per_task:  # evenly spaced windows: a fixed, bounded held-out set
@@ -406,6 +540,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
             samples = [samples[i] for i in keep]
         if samples:
             eval_sets[name] = samples
+            if name in action_spaces:
+                # Without a described space: continuous slots take the bins, discrete ones the whole discrete range.
+                ranges = action_slot_ranges(action_spaces[name], processor) or _inferred_ranges(samples, processor)
+                policy_sets[name] = (samples, ranges)
     use_cpu = not torch.cuda.is_available()
     args = TrainingArguments(**_supported_arguments(
         output_dir=config.output_dir,
@@ -452,6 +590,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         processing_class=processor,
         callbacks=[loss_curve] + ([TimeBudgetCallback(config.max_minutes)] if config.max_minutes else []),
         gato_config=config,
+        policy_sets=policy_sets,
     )
     resume = latest_complete_checkpoint(config.output_dir) if config.resume else None
     if config.resume and resume is None:

@@ -1,3 +1,4 @@
+import math
 import warnings
 
 import pytest
@@ -5,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from gato_testing import make_episode, tiny_config
 
-from modeling_gato import GatoForCausalModeling
+from modeling_gato import GatoConfig, GatoForCausalModeling
 from modeling_gato.modeling_gato import patch_position_indices
 
 
@@ -338,3 +339,85 @@ def test_target_logits_only_gives_the_same_loss_and_gradients(processor):
         torch.testing.assert_close(param.grad, reference[name], rtol=1e-5, atol=1e-7, msg=name)
     counted = model(**batch, labels=labels, target_logits_only=True, num_items_in_batch=torch.tensor(3)).loss
     torch.testing.assert_close(counted, model(**batch, labels=labels, num_items_in_batch=torch.tensor(3)).loss)
+
+
+# ---------------------------------------------------------------------------- value-aware continuous embeddings
+def test_table_is_the_paper_default_and_the_fourier_term_is_one_shared_map():
+    assert GatoConfig().continuous_embedding == "table"
+    plain = GatoForCausalModeling(tiny_config())
+    assert plain.model.embeddings.continuous_value_embedding is None
+    with pytest.raises(ValueError, match="continuous_embedding"):
+        tiny_config(continuous_embedding="fourier")
+    with pytest.raises(ValueError, match="continuous_embedding_frequencies"):
+        tiny_config(continuous_embedding="table+fourier", continuous_embedding_frequencies=-1)
+
+    torch.manual_seed(0)
+    model = GatoForCausalModeling(tiny_config(continuous_embedding="table+fourier", continuous_embedding_frequencies=2)).eval()
+    values = model.model.embeddings.continuous_value_embedding
+    assert values.proj.weight.shape == (64, 5)  # y, sin(pi y), sin(2 pi y), cos(pi y), cos(2 pi y)
+    features = values.features()
+    for b in (0, 511, 1023):  # by hand: bin b's centre and its features
+        y = -1 + (2 * b + 1) / 1024
+        expected = [y, math.sin(math.pi * y), math.sin(2 * math.pi * y), math.cos(math.pi * y), math.cos(2 * math.pi * y)]
+        torch.testing.assert_close(features[b], torch.tensor(expected), atol=1e-6, rtol=0)
+    table = model.model.embeddings.embed_tokens.weight
+    with torch.no_grad():
+        embedded = model.model.embeddings(input_ids=torch.tensor([[5, 32000, 32700, 33023, 33024]]))[0]
+    term = values.rows()
+    torch.testing.assert_close(embedded[0], table[5])  # text / discrete ids: the table row only
+    torch.testing.assert_close(embedded[4], table[33024])  # the separator too
+    for slot, b in ((1, 0), (2, 700), (3, 1023)):
+        torch.testing.assert_close(embedded[slot], table[32000 + b] + features[b] @ values.proj.weight.T)
+        torch.testing.assert_close(term[b], features[b] @ values.proj.weight.T)
+
+
+def test_the_fourier_term_is_shared_by_neighbours_on_input_and_tied_output():
+    torch.manual_seed(0)
+    model = GatoForCausalModeling(tiny_config(continuous_embedding="table+fourier")).train()
+    ids = torch.tensor([[7, 32100, 33024, 32400]])
+    out = model(input_ids=ids, labels=ids)
+    out.loss.backward()
+    table_grad = model.model.embeddings.embed_tokens.weight.grad
+    # A bin that was neither input nor target gets no table gradient through the input side, but its value term
+    # moves with the shared map: what is learned at bin 100 carries to bin 101.
+    assert model.model.embeddings.continuous_value_embedding.proj.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        before = model.model.embeddings.continuous_value_embedding.rows()[101].clone()
+        model.model.embeddings.continuous_value_embedding.proj.weight -= model.model.embeddings.continuous_value_embedding.proj.weight.grad
+        after = model.model.embeddings.continuous_value_embedding.rows()[101]
+    assert not torch.allclose(before, after)
+    assert table_grad is not None
+    # Output side: the bins' logits use table row + the same term (tied); other ids use the table alone.
+    model.eval()
+    with torch.no_grad():
+        hidden = model.model(input_ids=ids).last_hidden_state
+        logits = model(input_ids=ids).logits
+        rows = model.model.embeddings.embed_tokens.weight
+        term = model.model.embeddings.continuous_value_embedding.rows()
+        torch.testing.assert_close(logits[..., 32000:33024], hidden @ (rows[32000:33024] + term).T, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(logits[..., :32000], hidden @ rows[:32000].T, atol=1e-5, rtol=1e-5)
+        for low, high in ((0, 2), (32000, 33024), (31990, 32010), (33020, 33025)):  # what the agent samples from
+            torch.testing.assert_close(hidden @ model.output_rows(low, high).T, logits[..., low:high], atol=1e-5, rtol=1e-5)
+
+
+def test_the_fourier_option_keeps_save_load_target_only_loss_and_cache(tmp_path, processor):
+    torch.manual_seed(0)
+    model = GatoForCausalModeling(tiny_config(continuous_embedding="table+fourier")).eval()
+    batch = episode_batch(processor)
+    with torch.no_grad():
+        full = model(**batch)
+        target_only = model(**batch, labels=batch["input_ids"], target_logits_only=True)
+    torch.testing.assert_close(target_only.loss, full.loss)
+    model.save_pretrained(tmp_path)
+    loaded = GatoForCausalModeling.from_pretrained(tmp_path).eval()
+    assert loaded.config.continuous_embedding == "table+fourier"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, full.logits, rtol=0, atol=0)
+        # incremental decoding with the cache equals the full forward
+        ids = batch["input_ids"]
+        prefix = {k: v[:, :-3] for k, v in batch.items() if k not in ("image_patches", "patch_intervals", "loss_mask")}
+        prefix["image_patches"], prefix["patch_intervals"] = batch["image_patches"][:, :-3], batch["patch_intervals"][:, :-3]
+        step = model(**prefix, use_cache=True)
+        cache = step.cache if hasattr(step, "cache") and step.cache is not None else step.past_key_values
+        rest = model(input_ids=ids[:, -3:], local_positions=batch["local_positions"][:, -3:], cache=cache)
+    torch.testing.assert_close(rest.logits, full.logits[:, -3:], atol=1e-5, rtol=1e-5)

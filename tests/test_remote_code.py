@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from gato_testing import HIDE_MODELING_GATO, make_episode, tiny_config
 
@@ -44,16 +45,19 @@ CHILD = HIDE_MODELING_GATO + textwrap.dedent(
 )
 
 
-def test_auto_classes_load_a_saved_directory_in_a_fresh_process(tmp_path):
+@pytest.mark.parametrize("continuous_embedding", ["table", "table+fourier"])
+def test_auto_classes_load_a_saved_directory_in_a_fresh_process(tmp_path, continuous_embedding):
     torch.manual_seed(0)
-    model = GatoForCausalModeling(tiny_config()).eval()
+    model = GatoForCausalModeling(tiny_config(continuous_embedding=continuous_embedding)).eval()
     processor = GatoProcessor()
     saved = tmp_path / "saved"
     model.save_pretrained(saved)
     processor.save_pretrained(saved)
     for name in ("modeling_gato.py", "configuration_gato.py", "processing_gato.py", "image_processing_gato.py"):
         assert (saved / name).exists(), name
-    auto_map = json.loads((saved / "config.json").read_text())["auto_map"]
+    saved_config = json.loads((saved / "config.json").read_text())
+    assert saved_config["continuous_embedding"] == continuous_embedding
+    auto_map = saved_config["auto_map"]
     assert set(auto_map) >= {"AutoConfig", "AutoModel", "AutoModelForCausalLM"}
 
     copied = tmp_path / "elsewhere" / "gato-copy"

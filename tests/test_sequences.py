@@ -3,6 +3,7 @@
 import itertools
 import re
 
+import numpy as np
 import pytest
 from datasets import Dataset, IterableDataset
 
@@ -124,3 +125,89 @@ def test_bad_data_names_the_task_episode_and_step(processor, bad, message):
     with pytest.raises(ValueError, match=message) as error:
         take(builder, 50)
     assert "task 'robot'" in str(error.value) and re.search(r"episode [01]", str(error.value))
+
+
+# ---------------------------------------------------------------------------- short-context samples (history remedy)
+def test_short_context_off_leaves_the_paper_stream_unchanged(processor):
+    episodes = {"t": Dataset.from_list(numbered_episodes(1, count=4))}
+    plain = take(GatoSequenceBuilder(processor, episodes, context_length=40, seed=3), 12)
+    off = take(GatoSequenceBuilder(processor, episodes, context_length=40, seed=3, short_context_probability=0.0,
+                                   short_context_timesteps=3), 12)
+    for a, b in zip(plain, off):
+        for key in ("input_ids", "loss_mask", "local_positions", "attention_mask"):
+            assert a[key].tolist() == b[key].tolist()
+        assert set(a["segment_ids"].tolist()) <= {0, -1}
+
+
+def test_short_context_samples_are_independent_whole_timestep_windows(processor):
+    # each timestep: 3 observation tokens [task, episode, t], separator, 1 action = 5 tokens; 42 tokens of context
+    episodes = {"t": Dataset.from_list(numbered_episodes(1, count=4))}
+    builder = GatoSequenceBuilder(processor, episodes, context_length=42, seed=0, prompt_probability=0.5,
+                                  short_context_probability=1.0, short_context_timesteps=3)
+    lengths = set()
+    for sample in take(builder, 30):
+        assert not sample["prompted"]
+        segments = sample["segment_ids"]
+        real = int(sample["attention_mask"].sum())
+        assert real == 40 and segments[real:].tolist() == [-1, -1]  # 8 whole timesteps fit; the rest is padding
+        steps = sample["input_ids"][:real].reshape(8, 5)
+        step_segments = segments[:real].reshape(8, 5)
+        assert (step_segments == step_segments[:, :1]).all()  # a timestep never straddles two windows
+        assert step_segments[:, 0].tolist() == sorted(step_segments[:, 0].tolist())
+        for segment in np.unique(step_segments[:, 0]):
+            rows = steps[step_segments[:, 0] == segment]
+            lengths.add(len(rows))
+            assert 1 <= len(rows) <= 3
+            episode, first = int(rows[0, 1]), int(rows[0, 2])
+            for offset, row in enumerate(rows):  # consecutive timesteps of one episode, actions as targets
+                assert row.tolist() == [1, episode, first + offset, 33024, (episode + first + offset) % 7]
+        assert sample["loss_mask"][:real].astype(int).tolist() == [0, 0, 0, 0, 1] * 8
+    assert lengths == {1, 2, 3}
+
+
+def test_short_context_probability_is_the_fraction_of_packed_samples(processor):
+    episodes = {"t": Dataset.from_list(numbered_episodes(1, count=4, steps=30))}
+    builder = GatoSequenceBuilder(processor, episodes, context_length=60, seed=1, short_context_probability=0.3)
+    packed = [int(s["segment_ids"].max()) > 0 for s in take(builder, 400)]
+    assert 0.24 < np.mean(packed) < 0.36
+    with pytest.raises(ValueError, match="short_context_probability"):
+        GatoSequenceBuilder(processor, episodes, short_context_probability=1.5)
+    with pytest.raises(ValueError, match="short_context_timesteps"):
+        GatoSequenceBuilder(processor, episodes, short_context_timesteps=0)
+
+
+def test_segments_become_a_block_diagonal_causal_mask_and_windows_compute_alone(processor):
+    import torch
+
+    from gato_testing import tiny_config
+    from modeling_gato import GatoForCausalModeling
+    from modeling_gato.collator import segment_causal_mask
+
+    mask = segment_causal_mask([np.array([0, 0, 1, 1, 1])], torch.tensor([[1, 1, 1, 1, 1, 0]]))[0, 0].int()
+    assert mask.tolist() == [
+        [1, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+        [0, 0, 1, 0, 0, 0],
+        [0, 0, 1, 1, 0, 0],
+        [0, 0, 1, 1, 1, 0],
+        [0, 0, 0, 0, 0, 1],  # padding sees only itself
+    ]
+    episodes = {"t": Dataset.from_list(numbered_episodes(1, count=4))}
+    builder = GatoSequenceBuilder(processor, episodes, context_length=42, seed=0, short_context_probability=1.0,
+                                  short_context_timesteps=3)
+    collator = GatoDataCollator(processor, padding="max_length", max_length=42)
+    sample = take(builder, 1)[0]
+    batch = collator([sample])
+    assert batch["attention_mask"].shape == (1, 1, 42, 42)
+    torch.manual_seed(0)
+    model = GatoForCausalModeling(tiny_config()).eval()
+    with torch.no_grad():
+        packed = model(**batch).logits[0]
+        for segment in np.unique(sample["segment_ids"][sample["segment_ids"] >= 0]):
+            where = np.flatnonzero(sample["segment_ids"] == segment)
+            alone = GatoDataCollator(processor)([{k: sample[k][where] for k in ("input_ids", "patch_mask", "local_positions",
+                                                             "action_mask", "loss_mask")}])
+            torch.testing.assert_close(model(**alone).logits[0], packed[where], atol=1e-5, rtol=1e-5)
+    # A batch without packed rows keeps the usual 2-D mask.
+    plain = collator(take(GatoSequenceBuilder(processor, episodes, context_length=42, seed=0), 2))
+    assert plain["attention_mask"].shape == (2, 42)

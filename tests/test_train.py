@@ -55,11 +55,16 @@ def test_training_lowers_the_loss_and_writes_a_hub_ready_directory(collected, tm
     assert len(losses) >= 10 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5, losses
     evals = {k for h in summary_history(output) for k in h if k.startswith("eval_") and k.endswith("_loss")}
     assert {"eval_metaworld-reach-v3_loss", "eval_BabyAI-GoToLocal-v0_loss", "eval_text_loss"} <= evals
+    # the policy's own held-out loss and accuracy, per task, beside the full-vocabulary loss
+    assert {"eval_metaworld-reach-v3_policy_loss", "eval_CartPole-v1_policy_accuracy", "eval_policy_loss"} <= {
+        k for h in summary_history(output) for k in h}
+    assert "eval_text_policy_loss" not in {k for h in summary_history(output) for k in h}
     for name in ("model.safetensors", "config.json", "modeling_gato.py", "processing_gato.py", "processor_config.json",
                  "tokenizer.json", "README.md", "loss_curve.png", "training_config.json"):
         assert (output / name).exists(), name
     card = (output / "README.md").read_text()
     assert "library_name: transformers" in card and "metaworld-push-v3" in card and "36 optimizer steps" in card
+    assert "| task | policy loss | policy accuracy | full-vocabulary loss |" in card
     with open(output / "loss_curve.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     # the directory loads as remote code in a fresh process
@@ -112,3 +117,46 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_weights(collected, tmp_
     resumed = load_file(interrupted / "model.safetensors")
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
+
+
+def test_policy_metrics_score_each_action_token_among_its_slot_ids_only(processor):
+    from gato_testing import tiny_config
+
+    from modeling_gato import GatoDataCollator, GatoForCausalModeling
+    from modeling_gato.train import action_slot_ranges, policy_metrics
+
+    assert action_slot_ranges({"type": "Discrete", "n": 3, "start": 0}, processor) == [(0, 3)]
+    assert action_slot_ranges({"type": "MultiDiscrete", "nvec": [2, 5]}, processor) == [(0, 2), (0, 5)]
+    assert action_slot_ranges({"type": "Box", "shape": [2], "low": [-1, -1], "high": [1, 1]}, processor) == [
+        (32000, 33024)] * 2
+    torch.manual_seed(0)
+    model = GatoForCausalModeling(tiny_config(continuous_embedding="table+fourier")).eval()
+    collator = GatoDataCollator(processor)
+    cases = {
+        "discrete": ({"continuous_observations": [[0.1, 0.2], [0.3, -0.4], [1.0, 2.0]], "discrete_actions": [2, 0, 1]},
+                     [(0, 3)]),
+        "continuous": ({"discrete_observations": [[1], [2]], "continuous_actions": [[0.5, -0.5], [0.9, 0.0]]},
+                       [(32000, 33024)] * 2),
+    }
+    for name, (episode, ranges) in cases.items():
+        samples = [processor.tokenize_sample(episode, 0)]
+        result = policy_metrics(model, collator, samples, ranges)
+        # by hand: full logits, then log-softmax over the slot's ids only
+        batch = collator(samples)
+        with torch.no_grad():
+            logits = model(**{k: v for k, v in batch.items() if k not in ("labels", "loss_mask")}).logits[0]
+        ids = batch["input_ids"][0]
+        positions = torch.nonzero(batch["action_mask"][0]).flatten().tolist()
+        losses, hits = [], []
+        for k, position in enumerate(positions):
+            low, high = ranges[k % len(ranges)]
+            restricted = logits[position - 1, low:high]
+            target = int(ids[position]) - low
+            losses.append(float(-torch.log_softmax(restricted, -1)[target]))
+            hits.append(int(restricted.argmax()) == target)
+        assert result["tokens"] == len(positions) == (3 if name == "discrete" else 4)
+        assert result["loss"] == pytest.approx(sum(losses) / len(losses), rel=1e-5)
+        assert result["accuracy"] == pytest.approx(sum(hits) / len(hits))
+        # restricting can only lower the loss: the full-vocabulary CE pays for mass on ids the agent never samples
+        full = [float(-torch.log_softmax(logits[p - 1], -1)[int(ids[p])]) for p in positions]
+        assert result["loss"] < sum(full) / len(full)
