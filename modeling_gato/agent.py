@@ -52,6 +52,9 @@ class GatoAgent:
         context_length: window in tokens (default the model's `max_position_embeddings`).
         temperature: 0 for greedy actions, > 0 to sample (seeded with `seed`).
         use_cache: keep the KV cache between tokens and steps.
+        history_steps: see at most this many timesteps of the episode (the current one included) besides the prompt;
+            None (the paper's deployment): as many as fit in the window. Models trained on short-context samples
+            act best with `history_steps=1` and no prompt (measured, README "Learning to act at small budgets").
     """
 
     def __init__(
@@ -66,7 +69,11 @@ class GatoAgent:
         temperature: float = 0.0,
         seed: int = 0,
         use_cache: bool = True,
+        history_steps: int | None = None,
     ):
+        if history_steps is not None and (not isinstance(history_steps, int) or history_steps < 1):
+            raise ValueError(f"history_steps: expected None or an integer >= 1, got {history_steps!r}.")
+        self.history_steps = history_steps
         self.model = model
         self.processor = processor
         self.observation_space = observation_space
@@ -101,7 +108,7 @@ class GatoAgent:
 
     def _make_room(self, needed: int) -> None:
         """Drop the oldest whole timesteps until `needed` more tokens fit (a quarter of the window extra)."""
-        if _drop_oldest_steps(self.steps, needed, self.context_length):
+        if _drop_oldest_steps(self.steps, needed, self.context_length, self.history_steps, self.prompt_sample):
             self.cache, self.cached_tokens = None, 0  # positions shifted: rebuild the cache once
 
     # ------------------------------------------------------------------ model calls
@@ -159,12 +166,25 @@ def _prompt_sample(processor: GatoProcessor, episode: Mapping[str, Any], prompt_
     return sample
 
 
-def _drop_oldest_steps(steps: list[Mapping[str, np.ndarray]], needed: int, context_length: int) -> bool:
-    """The window policy of both agents: when `needed` more tokens do not fit in `context_length`, drop the oldest
-    whole timesteps of `steps` (in place) until they fit with a quarter of the window to spare; True if it dropped."""
+def _drop_oldest_steps(steps: list[Mapping[str, np.ndarray]], needed: int, context_length: int,
+                       history_steps: int | None = None, prompt: Mapping[str, np.ndarray] | None = None) -> bool:
+    """The window policy of both agents, before a new observation of `needed` tokens is appended to `steps` (in
+    place); True if it dropped anything (the cache must then be rebuilt).
+
+    - `history_steps`: keep at most `history_steps - 1` earlier timesteps of the episode, so that with the new one the
+      model sees at most `history_steps` (the prompt, `prompt` when it is `steps[0]`, stays).
+    - When `needed` more tokens do not fit in `context_length`, drop the oldest whole timesteps (the prompt first)
+      until they fit with a quarter of the window to spare.
+    """
+    dropped = False
+    if history_steps is not None:
+        first = 1 if steps and prompt is not None and steps[0] is prompt else 0
+        while len(steps) - first > max(history_steps - 1, 0):
+            steps.pop(first)
+            dropped = True
     window = sum(len(step["input_ids"]) for step in steps)
     if window + needed <= context_length:
-        return False
+        return dropped
     target = max(context_length - needed - context_length // 4, 0)
     while steps and window > target:
         window -= len(steps.pop(0)["input_ids"])
@@ -237,8 +257,8 @@ class BatchedGatoAgent:
     - `release_rows` drops rows that have no more episodes from the batch: they cost nothing afterwards.
 
     Args:
-        model, processor, observation_space, action_space, prompt, prompt_tokens, context_length, temperature:
-            as for `GatoAgent`.
+        model, processor, observation_space, action_space, prompt, prompt_tokens, context_length, temperature,
+            history_steps: as for `GatoAgent`.
         num_rows: how many environments (rows `0 .. num_rows - 1`).
     """
 
@@ -253,7 +273,11 @@ class BatchedGatoAgent:
         prompt_tokens: int | None = None,
         context_length: int | None = None,
         temperature: float = 0.0,
+        history_steps: int | None = None,
     ):
+        if history_steps is not None and (not isinstance(history_steps, int) or history_steps < 1):
+            raise ValueError(f"history_steps: expected None or an integer >= 1, got {history_steps!r}.")
+        self.history_steps = history_steps
         if num_rows < 1:
             raise ValueError(f"num_rows: expected at least 1, got {num_rows}.")
         self.model = model
@@ -342,7 +366,7 @@ class BatchedGatoAgent:
     def _make_room(self, row: int, needed: int) -> None:
         """`GatoAgent._make_room` for one row: drop its oldest whole timesteps and mark its cache for a rebuild."""
         state = self.rows[row]
-        if not _drop_oldest_steps(state.steps, needed, self.context_length):
+        if not _drop_oldest_steps(state.steps, needed, self.context_length, self.history_steps, self.prompt_sample):
             return
         state.rebuild, state.pending = True, list(state.steps)
         if row in self.slots:

@@ -125,6 +125,35 @@ def policy_entry(task: str, per_episode: list[dict[str, Any]], reference: Mappin
     }
 
 
+def trained_history_steps(model_dir: str | None) -> int | None:
+    """1 when the model trained on short-context samples (`training_config.json`), else None (the whole window, the
+    paper's deployment). Measured (README, "Learning to act at small budgets"): models trained with windows of 1-4
+    or of 1 timestep act best seeing the current timestep alone, without a prompt (the demo generalist: CartPole
+    389 against 34 with 4 timesteps and 9 with the whole window and a prompt)."""
+    path = os.path.join(model_dir, "training_config.json") if model_dir else None
+    if path and os.path.isfile(path):
+        with open(path) as f:
+            settings = json.load(f)
+        if settings.get("short_context_probability", 0) > 0:
+            return 1
+    return None
+
+
+def acting_settings(history_steps: int | None, prompt_tokens: int | None, model_dir: str | None) -> dict[str, Any]:
+    """`evaluate`'s `history_steps` and `prompt_tokens` from the command line's (None: not given; history 0: the
+    whole window), with the defaults of `evaluate`'s `"auto"`."""
+    if history_steps is not None and history_steps < 0:
+        raise ValueError(f"--history-steps: expected 0 (the whole window) or more, got {history_steps}.")
+    if prompt_tokens is not None and prompt_tokens < 0:
+        raise ValueError(f"--prompt-tokens: expected 0 (no prompt) or more, got {prompt_tokens}.")
+    if history_steps is None:
+        history = trained_history_steps(model_dir)
+        if history is not None and prompt_tokens is None:
+            prompt_tokens = 0
+        return {"history_steps": history, "prompt_tokens": prompt_tokens}
+    return {"history_steps": history_steps or None, "prompt_tokens": prompt_tokens}
+
+
 def _held_out(model_dir: str | None) -> int:
     """How many episodes per task `train` held out for this model (`training_config.json`), else 1."""
     path = os.path.join(model_dir, "training_config.json") if model_dir else None
@@ -164,6 +193,7 @@ def evaluate(
     temperature: float = 0.0,
     max_episode_steps: int | None = None,
     prompt_tokens: int | None = None,
+    history_steps: int | str | None = "auto",
     num_envs: int = 1,
     baselines: Sequence[str] = BASELINES,
     offline: bool = True,
@@ -178,7 +208,11 @@ def evaluate(
     """Evaluate `model` (and `baselines`) on `tasks` (default: every task in `data_dir`); returns and writes the
     results (see the module docstring). `model_dir`: also write the metrics into that directory's model card.
     `held_out`: the last episodes of each task that training held out (the 1-NN index and the offline metrics
-    leave them out / score them); default: `eval_episodes` of `<model_dir>/training_config.json`, else 1."""
+    leave them out / score them); default: `eval_episodes` of `<model_dir>/training_config.json`, else 1.
+    `history_steps`: the agent sees at most this many timesteps of the episode besides the prompt (None: the whole
+    window, the paper's deployment); `"auto"`: 1 when the model trained on short-context samples
+    (`trained_history_steps`), and then no prompt unless `prompt_tokens` is given (those samples
+    have none), else None. `prompt_tokens`: the demonstration's token budget (default a quarter of the context)."""
     from datasets import load_from_disk
 
     from .rollouts import gato_policy, run_episodes
@@ -204,6 +238,12 @@ def evaluate(
     with open(os.path.join(data_dir, "manifest.json")) as f:
         manifest = json.load(f)
     held_out = _held_out(model_dir) if held_out is None else held_out
+    if history_steps == "auto":  # the agent sees what the model's short-context samples showed it: no prompt
+        history_steps = trained_history_steps(model_dir)
+        if history_steps is not None and prompt_tokens is None:
+            prompt_tokens = 0
+    if history_steps is not None and (not isinstance(history_steps, int) or history_steps < 1):
+        raise ValueError(f"history_steps: expected None (the whole window) or at least 1, got {history_steps}.")
     if held_out < 1:
         raise ValueError(f"held_out: expected at least 1 held-out episode per task, got {held_out}.")
     tasks = tasks or [t for t in manifest["tasks"] if t in TASKS]
@@ -215,7 +255,8 @@ def evaluate(
     results: dict[str, Any] = {
         "tasks": {}, "baselines": {name: {} for name in baselines}, "episodes": episodes, "seed": seed,
         "env_seed": env_seed, "temperature": temperature, "max_episode_steps": max_episode_steps,
-        "num_envs": num_envs, "data_dir": data_dir, "held_out": held_out, "confidence": confidence,
+        "num_envs": num_envs, "data_dir": data_dir, "held_out": held_out, "history_steps": history_steps,
+        "prompt_tokens": prompt_tokens, "confidence": confidence,
     }
     video_dir = os.path.join(output_dir, "videos") if videos else None
     started = time.time()
@@ -227,7 +268,7 @@ def evaluate(
         rows = load_from_disk(os.path.join(data_dir, "episodes", task))
         prompt = rows[len(rows) - 1]  # the last episode: held out of training by `train`
         policy = gato_policy(model, processor, spec, num_envs=num_envs, prompt=prompt, prompt_tokens=prompt_tokens,
-                             temperature=temperature)
+                             temperature=temperature, history_steps=history_steps)
         clock = time.perf_counter()
         per_episode = run_episodes(spec, policy, seeds, num_envs=num_envs, env_seed=env_seed,
                                    max_episode_steps=max_episode_steps, video_dir=video_dir, videos=videos,
@@ -450,6 +491,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expert-cache", "--cache-dir", dest="expert_cache", default=None,
                         help="where trained stable-baselines3 experts are cached")
     parser.add_argument("--no-card", action="store_true", help="do not write the metrics into the model card")
+    parser.add_argument("--prompt-tokens", type=int, default=None,
+                        help="token budget of the demonstration prompt (0: none; default: none when the agent acts "
+                        "with the short history of the model's training, else a quarter of the context)")
+    parser.add_argument("--history-steps", type=int, default=None,
+                        help="timesteps of the episode the agent sees besides the prompt; 0: the whole window (the "
+                        "paper's); default: 1 (and no prompt) when the model trained on short-context samples, else 0")
     parser.add_argument("--device", default=None)
 
 
@@ -466,7 +513,8 @@ def main(args: argparse.Namespace) -> int:
                        args.temperature, args.max_episode_steps, num_envs=args.num_envs, baselines=args.baselines,
                        offline=not args.no_offline, videos=args.videos, model_dir=args.model if card else None,
                        expert_cache=args.expert_cache,
-                       held_out=args.held_out if args.held_out is not None else _held_out(args.model if local else None))
+                       held_out=args.held_out if args.held_out is not None else _held_out(args.model if local else None),
+                       **acting_settings(args.history_steps, args.prompt_tokens, args.model if local else None))
     print(results_table(results))
     print(f"wrote {output_dir}/eval_results.md, eval_results.json, eval_episodes.jsonl, eval_scores.png"
           + (f" and the model-index metrics in {args.model}/README.md" if card else ""))

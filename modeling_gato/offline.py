@@ -230,7 +230,9 @@ def _predict(model, processor: GatoProcessor, prepared: list[dict], ranges: list
         for low, high in {tuple(r) for r in slot_ranges[slots].tolist()}:
             which = np.flatnonzero((slot_ranges[slots, 0] == low) & (slot_ranges[slots, 1] == high))
             index = torch.as_tensor(which, device=device)
-            logits = F.linear(states[index], weight[low:high], None if bias is None else bias[low:high])
+            # `output_rows` includes the value-aware term of `continuous_embedding="table+fourier"` models
+            rows = model.output_rows(low, high) if hasattr(model, "output_rows") else weight[low:high]
+            logits = F.linear(states[index], rows, None if bias is None else bias[low:high])
             predicted[which] = low + logits.float().argmax(dim=-1).cpu().numpy()
         for (number, i), value in zip(owners, predicted):
             prepared[number]["predicted"][i] = value

@@ -1,12 +1,16 @@
 """`python -m modeling_gato train`: train or fine-tune Gato with `transformers.Trainer` (and `accelerate`).
 
-Defaults follow the paper (section 4 / appendix): AdamW (beta1 0.9, beta2 0.95, eps 1e-8), weight decay 0.1,
-gradient clipping 1.0 (our choice), learning rate warmed up linearly from 1e-7 to the peak and then
-cosine-decayed to a tenth of it; the number of steps, the batch and the model size are the user's.
+The optimizer and schedule are the paper's (section 4 / appendix): AdamW (beta1 0.9, beta2 0.95, eps 1e-8), weight
+decay 0.1, gradient clipping 1.0 (our choice), learning rate warmed up linearly from 1e-7 to the peak and then
+cosine-decayed to a tenth of it; the number of steps, the batch and the model size are the user's. The defaults are
+a small-budget recipe chosen by measurement (README, "Learning to act at small budgets"): peak 1e-3 after 20 steps
+(the paper: 1e-4 after 15,000), value-aware continuous embeddings for a new model (the paper: the plain table), and
+half of the episode samples packed from short independent windows (the paper: none).
 
 Data: one or more directories written by `collect`, mixed by per-task / per-domain weights through the
 sequence builder; the last `--eval-episodes` episodes of every task are held out and give a per-task
-evaluation loss (`eval_<task>_loss`).
+evaluation loss (`eval_<task>_loss`, full vocabulary) and the policy's loss and accuracy among each action slot's
+valid ids (`eval_<task>_policy_loss`, `eval_<task>_policy_accuracy`).
 
 Distributed: run the same command under `accelerate launch` (DDP; `--fsdp "full_shard auto_wrap"` for large
 models) or `torchrun`. On CPU: `accelerate launch --multi_gpu --num_processes 2 -m modeling_gato train ...`

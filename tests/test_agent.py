@@ -38,11 +38,12 @@ def play(agent, env, steps, seed=0):
     return actions
 
 
-@pytest.mark.parametrize("task", ["metaworld-reach-v3", "BabyAI-GoToLocal-v0", "CartPole-v1"])
-def test_acting_with_the_cache_equals_acting_without_it(task):
+@pytest.mark.parametrize("task,embedding", [("metaworld-reach-v3", "table"), ("BabyAI-GoToLocal-v0", "table"),
+                                            ("CartPole-v1", "table"), ("metaworld-reach-v3", "table+fourier")])
+def test_acting_with_the_cache_equals_acting_without_it(task, embedding):
     """Greedy actions with the KV cache and with a full recomputation per token are the same, across a window
     that overflows (context 256 tokens: the oldest timesteps are dropped and the cache rebuilt)."""
-    model, processor = lively_model(), GatoProcessor()
+    model, processor = lively_model(continuous_embedding=embedding), GatoProcessor()
     runs = []
     for use_cache in (True, False):
         env = make_env(task)  # a fresh environment for each run
@@ -85,12 +86,46 @@ def test_quick_demo_collects_trains_evaluates_and_reports(collected, expert_cach
     )
     assert result.returncode == 0, result.stderr[-4000:]
     report = (output / "report.md").read_text()
-    for heading in ("## Evaluation", "## Training", "## Captions", "## Text completions", "expert-normalized score"):
+    for heading in ("## Evaluation", "## Training", "## Captions", "## Text completions", "expert-normalized score",
+                    "## Learning curve", "template prior"):
         assert heading in report
     results = json.loads((output / "eval" / "eval_results.json").read_text())
     assert set(results["tasks"]) == set(json.loads((data / "manifest.json").read_text())["tasks"])
     for entry in results["tasks"].values():
         assert entry["normalized_score"] is None or np.isfinite(entry["normalized_score"])
     for name in ("eval/eval_scores.png", "eval/eval_results.md", "model/loss_curve.png", "model/model.safetensors",
-                 "model/README.md"):
+                 "model/README.md", "learning_curve.png", "caption_grounding.json"):
         assert (output / name).exists(), name
+    # the learning curve holds the held-out policy accuracy of every domain at every logged evaluation
+    curve = json.loads((output / "learning_curve.json").read_text())
+    assert curve and all(0 <= point["classic_accuracy"] <= 1 for point in curve)
+    assert [p["tokens"] for p in curve] == sorted(p["tokens"] for p in curve)
+    grounding = json.loads((output / "caption_grounding.json").read_text())
+    assert set(grounding) >= {"model", "prior", "prior_caption", "captions"}
+
+
+def test_history_steps_keeps_the_prompt_and_the_last_timesteps_only():
+    """`history_steps=2`: the window holds the prompt and the last 2 timesteps (the current one included), and the
+    cache rebuilt at every cut gives the actions of a full recomputation."""
+    model, processor = lively_model(), GatoProcessor()
+    env = make_env("CartPole-v1")
+    prompt = {"continuous_observations": [[0.0, 0.1, 0.2, 0.3]] * 5, "discrete_actions": [0, 1, 0, 1, 0]}
+    runs = []
+    for use_cache in (True, False):
+        agent = GatoAgent(model, processor, env.observation_space, env.action_space, prompt=prompt,
+                          history_steps=2, use_cache=use_cache)
+        observation, _ = env.reset(seed=4)
+        agent.reset(seed=4)
+        actions = []
+        for step in range(8):
+            actions.append(int(agent.act(observation)))
+            assert agent.steps[0] is agent.prompt_sample  # the prompt stays
+            assert len(agent.steps) == 1 + min(step + 1, 2)  # the prompt, then at most 2 timesteps
+            assert [len(s["input_ids"]) for s in agent.steps[1:]] == [6] * min(step + 1, 2)  # whole timesteps
+            observation, _, terminated, truncated, _ = env.step(actions[-1])
+            if terminated or truncated:
+                break
+        runs.append(actions)
+    assert runs[0] == runs[1]
+    with pytest.raises(ValueError, match="history_steps"):
+        GatoAgent(model, processor, env.observation_space, env.action_space, history_steps=0)

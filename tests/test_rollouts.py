@@ -61,16 +61,16 @@ def expert_prompt(task):
 
 
 @pytest.mark.parametrize(
-    "task, cap, prompt, context, step_tokens, temperature",
-    [("BabyAI-GoToLocal-v0", 40, True, 256, 22, 1.0), ("CartPole-v1", 60, False, 48, 6, 0.0),
-     ("metaworld-reach-v3", 30, False, 256, 44, 1.0)],
+    "task, cap, prompt, context, step_tokens, temperature, history",
+    [("BabyAI-GoToLocal-v0", 40, True, 256, 22, 1.0, None), ("CartPole-v1", 60, False, 48, 6, 0.0, None),
+     ("metaworld-reach-v3", 30, False, 256, 44, 1.0, None), ("BabyAI-GoToLocal-v0", 40, True, 256, 22, 0.0, 3)],
 )
-def test_batched_episodes_equal_one_at_a_time(task, cap, prompt, context, step_tokens, temperature):
+def test_batched_episodes_equal_one_at_a_time(task, cap, prompt, context, step_tokens, temperature, history):
     """BatchedGatoAgent on 3 envs plays the very episodes that one GatoAgent plays one at a time on 1 env: the same
     actions at every step (greedy, or sampled from generators seeded with the episode seed), so the same returns,
     lengths and successes (the windows overflow)."""
     model, processor = lively_model(), GatoProcessor()
-    kwargs = {"context_length": context, "temperature": temperature}
+    kwargs = {"context_length": context, "temperature": temperature, "history_steps": history}
     if prompt:
         kwargs.update(prompt=expert_prompt(task), prompt_tokens=60)
     seeds = [11, 12, 13, 14, 15]
