@@ -212,6 +212,12 @@ class GatoContinuousValueEmbedding(nn.Module):
         weight = self.proj.weight
         return F.linear(self.features(weight.device).to(weight.dtype), weight)
 
+    def forward(self, bins: torch.LongTensor) -> torch.Tensor:
+        """`(...)` bin indices -> `(..., hidden)` terms. The constant features are gathered and then projected (not
+        the projected rows gathered), so the gradient is a plain matmul: deterministic, unlike an indexed
+        accumulation, which keeps a resumed run bit-identical to an uninterrupted one."""
+        return self.proj(self.features(bins.device)[bins].to(self.proj.weight.dtype))
+
 
 class GatoEmbeddings(nn.Module):
     """Token ids and patch pixels -> input vectors.
@@ -261,7 +267,7 @@ class GatoEmbeddings(nn.Module):
                 # Continuous ids take their bin's shared value-aware term on top of their table row.
                 bins = input_ids - self.config.continuous_offset
                 is_bin = (bins >= 0) & (bins < self.config.num_continuous_bins)
-                value = self.continuous_value_embedding.rows()[bins.clamp(0, self.config.num_continuous_bins - 1)]
+                value = self.continuous_value_embedding(bins.clamp(0, self.config.num_continuous_bins - 1))
                 inputs_embeds = inputs_embeds + value.to(inputs_embeds.dtype) * is_bin.unsqueeze(-1).to(inputs_embeds.dtype)
         embeds = inputs_embeds
         batch_seq = embeds.shape[:2]

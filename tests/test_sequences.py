@@ -178,8 +178,8 @@ def test_short_context_probability_is_the_fraction_of_packed_samples(processor):
 
 def test_segments_become_a_block_diagonal_causal_mask_and_windows_compute_alone(processor):
     import torch
-
     from gato_testing import tiny_config
+
     from modeling_gato import GatoForCausalModeling
     from modeling_gato.collator import segment_causal_mask
 
