@@ -154,6 +154,15 @@ def acting_settings(history_steps: int | None, prompt_tokens: int | None, model_
     return {"history_steps": history_steps or None, "prompt_tokens": prompt_tokens}
 
 
+def _acting_phrase(results: Mapping[str, Any]) -> str:
+    """How the agent saw the episode, for the table's footnote."""
+    history = results.get("history_steps")
+    if history is None:
+        return " seeing the whole window" + (" without a prompt" if results.get("prompt_tokens") == 0 else " after a prompt")
+    prompt = " and no prompt" if not results.get("prompt_tokens") else f" after a prompt of {results['prompt_tokens']} tokens"
+    return f" seeing the last {history} timestep{'s' if history > 1 else ''}{prompt}"
+
+
 def _held_out(model_dir: str | None) -> int:
     """How many episodes per task `train` held out for this model (`training_config.json`), else 1."""
     path = os.path.join(model_dir, "training_config.json") if model_dir else None
@@ -239,9 +248,8 @@ def evaluate(
         manifest = json.load(f)
     held_out = _held_out(model_dir) if held_out is None else held_out
     if history_steps == "auto":  # the agent sees what the model's short-context samples showed it: no prompt
-        history_steps = trained_history_steps(model_dir)
-        if history_steps is not None and prompt_tokens is None:
-            prompt_tokens = 0
+        settings = acting_settings(None, prompt_tokens, model_dir)
+        history_steps, prompt_tokens = settings["history_steps"], settings["prompt_tokens"]
     if history_steps is not None and (not isinstance(history_steps, int) or history_steps < 1):
         raise ValueError(f"history_steps: expected None (the whole window) or at least 1, got {history_steps}.")
     if held_out < 1:
@@ -377,6 +385,7 @@ def results_table(results: Mapping[str, Any]) -> str:
         f"policy (seeds {results['seed']}...{results['seed'] + results['episodes'] - 1}, the same for every policy), "
         f"Meta-World goal set of env seed {results['env_seed']}, "
         f"{'greedy' if temperature <= 0 else f'temperature {temperature}'} model actions"
+        + _acting_phrase(results)
         + (f", episodes capped at {results['max_episode_steps']} steps" if results.get("max_episode_steps") else "")
         + ". Normalized score `(R - R_random) / (R_expert - R_random)` with the references below; per-task interval: "
         "percentile bootstrap of the mean over episodes; IQM: pooled episodes, stratified bootstrap.",

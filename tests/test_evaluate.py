@@ -152,3 +152,25 @@ def test_bad_arguments_are_refused_by_name(collected, tmp_path, overrides, messa
 def test_a_directory_without_scores_is_refused_with_a_hint(tmp_path):
     with pytest.raises(FileNotFoundError, match="no scores.json; expected a directory written by"):
         evaluate(None, GatoProcessor(), str(tmp_path), str(tmp_path / "eval"))
+
+
+def test_acting_settings_follow_the_models_training(tmp_path):
+    """A model trained on short-context samples acts on the current timestep without a prompt unless told otherwise;
+    any other model (or none) gets the paper's whole window with its prompt."""
+    from modeling_gato.evaluate import acting_settings
+
+    short, paper = tmp_path / "short", tmp_path / "paper"
+    for directory, probability in ((short, 0.5), (paper, 0.0)):
+        directory.mkdir()
+        (directory / "training_config.json").write_text(json.dumps({"short_context_probability": probability,
+                                                                    "short_context_timesteps": 4}))
+    assert acting_settings(None, None, str(short)) == {"history_steps": 1, "prompt_tokens": 0}
+    assert acting_settings(None, 64, str(short)) == {"history_steps": 1, "prompt_tokens": 64}
+    assert acting_settings(None, None, str(paper)) == {"history_steps": None, "prompt_tokens": None}
+    assert acting_settings(None, None, None) == {"history_steps": None, "prompt_tokens": None}
+    assert acting_settings(0, None, str(short)) == {"history_steps": None, "prompt_tokens": None}  # 0: whole window
+    assert acting_settings(3, 0, str(paper)) == {"history_steps": 3, "prompt_tokens": 0}
+    with pytest.raises(ValueError, match="--history-steps"):
+        acting_settings(-1, None, None)
+    with pytest.raises(ValueError, match="--prompt-tokens"):
+        acting_settings(None, -2, None)
