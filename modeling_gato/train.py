@@ -647,7 +647,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         else:
-            kind = type(default) if default is not None else str
+            # A None default says nothing of the type: read it from the annotation ("float | None" -> float).
+            annotation = str(f.type)
+            kind = type(default) if default is not None else (
+                float if "float" in annotation else int if "int" in annotation else str)
             parser.add_argument(flag, type=kind, default=None, help=f"default: {default}")
 
 

@@ -160,3 +160,16 @@ def test_policy_metrics_score_each_action_token_among_its_slot_ids_only(processo
         # restricting can only lower the loss: the full-vocabulary CE pays for mass on ids the agent never samples
         full = [float(-torch.log_softmax(logits[p - 1], -1)[int(ids[p])]) for p in positions]
         assert result["loss"] < sum(full) / len(full)
+
+
+def test_flags_whose_default_is_none_parse_to_their_annotated_type():
+    import argparse
+
+    from modeling_gato.train import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    config = config_from_args(parser.parse_args(["--max-minutes", "2.5", "--save-total-limit", "2",
+                                                 "--init-from", "model", "--short-context-probability", "0.9"]))
+    assert config.max_minutes == 2.5 and config.save_total_limit == 2 and config.init_from == "model"
+    assert config.short_context_probability == 0.9 and config.short_context_timesteps == 4
