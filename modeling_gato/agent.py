@@ -71,9 +71,7 @@ class GatoAgent:
         use_cache: bool = True,
         history_steps: int | None = None,
     ):
-        if history_steps is not None and (not isinstance(history_steps, int) or history_steps < 1):
-            raise ValueError(f"history_steps: expected None or an integer >= 1, got {history_steps!r}.")
-        self.history_steps = history_steps
+        self.history_steps = _checked_history_steps(history_steps)
         self.model = model
         self.processor = processor
         self.observation_space = observation_space
@@ -164,6 +162,12 @@ def _prompt_sample(processor: GatoProcessor, episode: Mapping[str, Any], prompt_
     sample = _slice(tokens, begin, total)
     sample["loss_mask"] = np.zeros_like(sample["loss_mask"])
     return sample
+
+
+def _checked_history_steps(history_steps: int | None) -> int | None:
+    if history_steps is not None and (not isinstance(history_steps, int) or history_steps < 1):
+        raise ValueError(f"history_steps: expected None or an integer >= 1, got {history_steps!r}.")
+    return history_steps
 
 
 def _drop_oldest_steps(steps: list[Mapping[str, np.ndarray]], needed: int, context_length: int,
@@ -275,9 +279,7 @@ class BatchedGatoAgent:
         temperature: float = 0.0,
         history_steps: int | None = None,
     ):
-        if history_steps is not None and (not isinstance(history_steps, int) or history_steps < 1):
-            raise ValueError(f"history_steps: expected None or an integer >= 1, got {history_steps!r}.")
-        self.history_steps = history_steps
+        self.history_steps = _checked_history_steps(history_steps)
         if num_rows < 1:
             raise ValueError(f"num_rows: expected at least 1, got {num_rows}.")
         self.model = model

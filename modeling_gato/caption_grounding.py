@@ -120,9 +120,11 @@ def grounding_scores(references: list[str], predictions: list[str]) -> dict[str,
 
 
 def held_out_caption_start(rows: int) -> int:
-    """Index of the first held-out caption row: `modeling_gato.train.split_sources` keeps the first
-    max(1, rows - max(1, rows // 20)) rows for training and holds out the rest (the last 5%)."""
-    return max(1, rows - max(1, rows // 20))
+    """Index of the first held-out caption row: `modeling_gato.train.split_sources` trains on the first
+    `sequences.training_row_count(rows)` rows and holds out the rest (the last 5%)."""
+    from .sequences import training_row_count
+
+    return training_row_count(rows)
 
 
 def measure_caption_grounding(model, processor, data_dir: str, count: int | None = None) -> dict[str, Any]:

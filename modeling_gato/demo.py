@@ -335,6 +335,7 @@ def _report(manifest, config, summary, results, captions, completions, timings, 
             curve=(), grounding=None) -> str:
     history = summary["history"]
     losses = [h["loss"] for h in history if "loss" in h]
+    columns = [k for k in (curve[-1] if curve else {}) if k.endswith("_accuracy")]  # the learning curve's domains
     lines = [
         "# Gato demo report",
         "",
@@ -357,10 +358,9 @@ def _report(manifest, config, summary, results, captions, completions, timings, 
         "",
         "## Learning curve (held-out policy accuracy per domain against training tokens)",
         "",
-        "| step | tokens | " + " | ".join(k for k in (curve[-1] if curve else {}) if k.endswith("_accuracy")) + " |",
-        "|---|---|" + "---|" * len([k for k in (curve[-1] if curve else {}) if k.endswith("_accuracy")]),
-        *[f"| {p['step']} | {p['tokens'] / 1e6:.2f}M | "
-          + " | ".join(f"{p.get(k, float('nan')):.3f}" for k in (curve[-1] if curve else {}) if k.endswith("_accuracy"))
+        "| step | tokens | " + " | ".join(columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+        *[f"| {p['step']} | {p['tokens'] / 1e6:.2f}M | " + " | ".join(f"{p.get(k, float('nan')):.3f}" for k in columns)
           + " |" for p in curve],
         "",
         "![learning curve](learning_curve.png)",

@@ -130,13 +130,7 @@ def trained_history_steps(model_dir: str | None) -> int | None:
     paper's deployment). Measured (README, "Learning to act at small budgets"): models trained with windows of 1-4
     or of 1 timestep act best seeing the current timestep alone, without a prompt (the demo generalist: CartPole
     389 against 34 with 4 timesteps and 9 with the whole window and a prompt)."""
-    path = os.path.join(model_dir, "training_config.json") if model_dir else None
-    if path and os.path.isfile(path):
-        with open(path) as f:
-            settings = json.load(f)
-        if settings.get("short_context_probability", 0) > 0:
-            return 1
-    return None
+    return 1 if _training_settings(model_dir).get("short_context_probability", 0) > 0 else None
 
 
 def acting_settings(history_steps: int | None, prompt_tokens: int | None, model_dir: str | None) -> dict[str, Any]:
@@ -163,13 +157,18 @@ def _acting_phrase(results: Mapping[str, Any]) -> str:
     return f" seeing the last {history} timestep{'s' if history > 1 else ''}{prompt}"
 
 
-def _held_out(model_dir: str | None) -> int:
-    """How many episodes per task `train` held out for this model (`training_config.json`), else 1."""
+def _training_settings(model_dir: str | None) -> dict[str, Any]:
+    """The model's `training_config.json` (written by `train`), or {} when there is none."""
     path = os.path.join(model_dir, "training_config.json") if model_dir else None
     if path and os.path.isfile(path):
         with open(path) as f:
-            return int(json.load(f).get("eval_episodes", 1))
-    return 1
+            return json.load(f)
+    return {}
+
+
+def _held_out(model_dir: str | None) -> int:
+    """How many episodes per task `train` held out for this model (`training_config.json`), else 1."""
+    return int(_training_settings(model_dir).get("eval_episodes", 1))
 
 
 def _policy_factory(name: str, task: str, data_dir: str, expert_cache: str | None, held_out: int,

@@ -56,6 +56,12 @@ def training_episode_count(total: int, held_out: int) -> int:
     return total - held_out if total > held_out else total
 
 
+def training_row_count(total: int) -> int:
+    """How many of a text, caption or VQA dataset's `total` rows are trained on: all but the last 5% (at least one
+    held out, at least one kept)."""
+    return max(1, total - max(1, total // 20))
+
+
 def _slice_sample(sample: Mapping[str, np.ndarray], start: int, end: int) -> dict[str, np.ndarray]:
     """Tokens [start, end) of a tokenized sample, with the patches that fall inside."""
     first_patch = int(sample["patch_mask"][:start].sum())

@@ -38,9 +38,16 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .collator import GatoDataCollator
 from .configuration_gato import GatoConfig
-from .modeling_gato import GatoForCausalModeling
+from .modeling_gato import GATO_TOKEN_INPUTS, GatoForCausalModeling
 from .processing_gato import GatoProcessor
-from .sequences import GatoSequenceBuilder, Source, _concatenate, _slice_sample, training_episode_count
+from .sequences import (
+    GatoSequenceBuilder,
+    Source,
+    _concatenate,
+    _slice_sample,
+    training_episode_count,
+    training_row_count,
+)
 
 CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "model.safetensors")
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, head_dim=32, intermediate_size=512)
@@ -185,7 +192,7 @@ def split_sources(data_dirs: list[str], weights: dict[str, float], eval_episodes
             path = os.path.join(directory, kind)
             if os.path.isdir(path) and weights.get(kind, 1.0) > 0:
                 dataset = load_from_disk(path)
-                keep = max(1, len(dataset) - max(1, len(dataset) // 20))  # 5% held out
+                keep = training_row_count(len(dataset))  # 5% held out
                 train.append(Source(kind, dataset.select(range(keep)), weights.get(kind, 1.0), "text"))
                 if keep < len(dataset):
                     held_out[kind] = dataset.select(range(keep, len(dataset)))
@@ -229,17 +236,11 @@ def action_slot_ranges(action_space: dict | None, processor: GatoProcessor) -> l
     """The id range `[low, high)` of each action slot, from `manifest.json`'s `action_space` description (what the
     agent samples from: `[0, n)` for a discrete slot, the continuous bins for a Box dimension); None when the
     manifest has no description."""
+    from .offline import action_space_from_description
+
     if not action_space:
         return None
-    kind = action_space.get("type")
-    if kind == "Discrete":
-        return [(0, int(action_space["n"]))]
-    if kind == "MultiDiscrete":
-        return [(0, int(n)) for n in np.asarray(action_space["nvec"]).reshape(-1)]
-    if kind == "Box":
-        size = int(np.prod(action_space["shape"])) if action_space["shape"] else 1
-        return [(processor.continuous_offset, processor.continuous_offset + processor.num_bins)] * size
-    raise ValueError(f"action_space: type {kind!r} is not supported; expected Discrete, MultiDiscrete or Box.")
+    return processor.action_token_ranges(action_space_from_description(action_space))
 
 
 def _inferred_ranges(samples: list[dict], processor: GatoProcessor) -> list[tuple[int, int]]:
@@ -263,8 +264,7 @@ def policy_metrics(model: GatoForCausalModeling, collator, samples: list[dict], 
     model.eval()
     device = next(model.parameters()).device
     total_loss, correct, count = 0.0, 0, 0
-    names = {"input_ids", "attention_mask", "image_patches", "patch_mask", "patch_intervals", "local_positions",
-             "action_mask"}
+    names = {"input_ids", "attention_mask", *GATO_TOKEN_INPUTS}
     try:
         for begin in range(0, len(samples), batch_size):
             chunk = samples[begin:begin + batch_size]
