@@ -43,7 +43,9 @@ setup(
         ],
         "dev": [
             "pytest>=8.0",
-            "minari[create]>=0.5",
+            # plain minari: the tests record their Minari datasets without `DataCollector`, whose `minari[create]`
+            # extra pulls jax and jaxlib (tests/minari_testing.py)
+            "minari>=0.5",
             "h5py>=3.0",
             "gymnasium>=1.0",
             "nbclient>=0.10",

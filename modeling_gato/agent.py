@@ -13,6 +13,9 @@ implementations do (kept for tests and benchmarks: the actions are the same).
 `BatchedGatoAgent` acts in N environments at once (`rollouts.run_episodes` drives it in a gymnasium vector env):
 one forward pass per action token for all rows, one KV cache whose rows are padded and masked, each row acting
 exactly as a `GatoAgent` would.
+
+This module ships with a saved model (the "gato-agent" pipeline's remote code, see `pipelines`): it imports only torch,
+transformers, numpy and shipped modules of this package (`acting_utils`, the model and the processor).
 """
 
 from __future__ import annotations
@@ -26,16 +29,15 @@ import torch
 import torch.nn.functional as F
 from transformers.cache_utils import DynamicCache
 
+from .acting_utils import TOKEN_KEYS, observation_to_columns
+from .acting_utils import concatenate_samples as _concatenate
+from .acting_utils import slice_sample as _slice
 from .modeling_gato import GatoForCausalModeling
 from .processing_gato import GatoProcessor
-from .sequences import TOKEN_KEYS, _concatenate
-from .sequences import _slice_sample as _slice
 
 
 def space_columns(observation: Any, observation_space: Any) -> dict[str, Any]:
     """A raw gymnasium observation as SPEC observation columns (see `environments.observation_to_columns`)."""
-    from .environments import observation_to_columns
-
     return observation_to_columns(observation, observation_space)
 
 

@@ -9,7 +9,12 @@
   `model-index` (one `EvalResult` per task and metric) plus an "Evaluation" section, replaced on re-runs.
 - `push_model_directory(model_dir, repo_id)`: `HfApi.create_repo` + `upload_folder` of the whole directory
   (not `checkpoint-*` nor `ranks/`), card included after `prepare_card_for_push` points its usage snippet and
-  model-index name at `repo_id` (`Trainer.push_to_hub` would write its own card over ours).
+  model-index name at `repo_id`.
+- transformers' own uploads keep the card too: `GatoForCausalModeling.push_to_hub` calls `card_for_push` on the
+  folder it is about to upload (the card of the directory the model was loaded from, else the card already on the
+  Hub, else `base_model_card` instead of transformers' generic template), and `train.GatoTrainer.create_model_card`
+  (which `Trainer.push_to_hub` calls) keeps the card in the output directory or writes the training card.
+- `usage_snippet(repo_id)`, `card_front_matter()`: the parts every model card of the project starts with.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any
@@ -394,6 +400,97 @@ def push_model_directory(model_dir: str, repo_id: str, token: str | None = None,
     commit = api.upload_folder(repo_id=repo_id, folder_path=model_dir, commit_message=commit_message,
                                ignore_patterns=list(ignore_patterns), repo_type="model")
     return commit.commit_url
+
+
+# ---------------------------------------------------------------------------- the project's model card
+def card_front_matter() -> list[str]:
+    """The YAML metadata and title every model card of the project starts with."""
+    return [
+        "---",
+        "library_name: transformers",
+        "tags: [gato, generalist-agent, reinforcement-learning, imitation-learning, multimodal]",
+        "pipeline_tag: text-generation",
+        "---",
+        "",
+        "# Gato (modeling_gato)",
+        "",
+    ]
+
+
+def usage_snippet(repo_id: str) -> list[str]:
+    """The card's "How to use" section: a snippet that runs as written (the test suite executes it) where only
+    torch and transformers are installed; `repo_id` is the Hub id, or the local directory the card was written in."""
+    return [
+        "## How to use",
+        "",
+        "The model's code ships in this repository (`trust_remote_code=True`); only `torch` and `transformers` are "
+        "needed. The pipelines ship too: `pipeline(\"gato-agent\", model=repo_id, trust_remote_code=True)` acts in a "
+        "gymnasium environment (observation in, action out) and `pipeline(\"gato-image-to-text\", ...)` captions "
+        "images; the `modeling_gato` package (with its `envs` extra) has the environments and the evaluation.",
+        "",
+        "```python",
+        "from transformers import AutoModelForCausalLM, AutoProcessor",
+        "",
+        f"repo_id = {json.dumps(repo_id)}  # a Hub repo id or a local directory",
+        "model = AutoModelForCausalLM.from_pretrained(repo_id, trust_remote_code=True).eval()",
+        "processor = AutoProcessor.from_pretrained(repo_id, trust_remote_code=True)",
+        "",
+        'inputs = processor(text="The agent picks up the")',
+        "tokens = model.generate(**inputs, max_new_tokens=8, do_sample=False)",
+        "print(processor.batch_decode(tokens[:, inputs[\"input_ids\"].shape[1]:], skip_special_tokens=True))",
+        "```",
+        "",
+    ]
+
+
+def base_model_card(repo_id: str) -> str:
+    """The project's card for a model that has none yet (e.g. `model.push_to_hub` of a model built in memory)."""
+    lines = [
+        *card_front_matter(),
+        "A generalist agent after Reed et al., *A Generalist Agent* (2022), implemented with transformers by "
+        "modeling_gato. Load it with `AutoModelForCausalLM.from_pretrained(repo_id, trust_remote_code=True)` and "
+        "`AutoProcessor.from_pretrained(repo_id, trust_remote_code=True)`.",
+        "",
+        *usage_snippet(repo_id),
+    ]
+    return "\n".join(lines)
+
+
+# The description transformers puts in the card it creates when the Hub repository has none
+# (`transformers.utils.hub.create_and_tag_model_card`, `Trainer.create_model_card`).
+GENERIC_CARD_MARKERS = ("This model card has been automatically generated", "This model is a fine-tuned version of",
+                        "This model was trained from scratch on")
+
+
+def is_generic_card(text: str) -> bool:
+    """Whether a card is one of transformers' generated ones (and so carries none of the project's metadata)."""
+    return any(marker in text for marker in GENERIC_CARD_MARKERS)
+
+
+def card_for_push(folder: str, repo_id: str, source: str | None = None) -> str:
+    """Make `<folder>/README.md` (a folder about to be uploaded to `repo_id`) the project's card; returns its path.
+
+    The card is, in this order: the README.md of `source` (the directory the model was loaded from: the card
+    `train` wrote, with its `model-index` if `push --results` or `update_model_card` added one); the card already in
+    `folder` unless it is transformers' generic one (transformers puts the Hub repository's current card there);
+    `base_model_card(repo_id)`. The usage snippet and the model-index name are then pointed at `repo_id`
+    (`prepare_card_for_push`).
+    """
+    path = os.path.join(folder, "README.md")
+    source_card = os.path.join(source, "README.md") if source and os.path.isdir(source) else None
+    if source_card and os.path.isfile(source_card) and not is_generic_card(_read(source_card)):
+        if os.path.abspath(source_card) != os.path.abspath(path):
+            shutil.copyfile(source_card, path)
+    elif not os.path.isfile(path) or is_generic_card(_read(path)):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(base_model_card(repo_id))
+    prepare_card_for_push(folder, repo_id)
+    return path
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
 
 
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,9 @@ This file is shipped as remote code: it imports torch and transformers only.
 """
 
 import functools
+import importlib
 import inspect
+import os
 from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, Unpack
@@ -602,6 +604,19 @@ class GatoModel(GatoPreTrainedModel):
         )
 
 
+def _sibling_module(name: str):
+    """The module `name` of this file's package (the installed `modeling_gato`, or the folder a saved copy was loaded
+    from) if that package has it, else None. Imported by name at run time, not with a `from .` import, so that
+    transformers does not count them among the files the model itself needs (the pipelines ship beside it through
+    `save_pretrained`; the cards stay in the installed package)."""
+    if not __package__ or not os.path.isfile(os.path.join(os.path.dirname(__file__), f"{name}.py")):
+        return None
+    try:
+        return importlib.import_module(f"{__package__}.{name}")
+    except ImportError:
+        return None
+
+
 # --------------------------------------------------------------------------- causal LM head
 class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
     """Gato: the decoder plus the output layer (tied with the token table) and the masked next-token loss.
@@ -619,6 +634,11 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         # The class name does not end in "ForCausalLM": name the loss so Trainer scales it right.
         self.loss_type = "ForCausalLM"
+        # `custom_pipelines` (config.json) tells `pipeline(task, model=<directory>)` to load the directory's copy of the
+        # pipeline code; `save_pretrained` writes it afresh. A model in memory keeps none, so that
+        # `pipeline(task, model=model, processor=processor)` uses the registered pipeline classes.
+        if getattr(config, "custom_pipelines", None) is not None:
+            del config.custom_pipelines
         self.post_init()
 
     def save_pretrained(self, save_directory, *args, **kwargs):
@@ -627,7 +647,29 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
             auto_map = dict(getattr(self.config, "auto_map", None) or {})
             auto_map["AutoModel"] = f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}"
             self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        # The pipelines travel with the model: their tasks in config.json (`custom_pipelines`) and their code (the
+        # sibling `pipelines.py`, with the acting code it imports) in the folder.
+        pipelines = _sibling_module("pipelines") if self._auto_class is not None else None
+        if pipelines is None:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        self.config.custom_pipelines = pipelines.custom_pipelines()
+        try:
+            result = super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            del self.config.custom_pipelines
+        if kwargs.get("is_main_process", True):
+            pipelines.save_pipeline_code(save_directory)
+        return result
+
+    def _upload_modified_files(self, working_dir, repo_id, *args, **kwargs):
+        # `push_to_hub` saves into `working_dir`, puts transformers' card there (the Hub repository's current card, or
+        # a generic template), then calls this to upload: where the installed package is present, its `cards` module
+        # makes the project's card the one uploaded (the card of the directory the model was loaded from, kept with
+        # its model-index; see `modeling_gato.cards.card_for_push`).
+        cards = _sibling_module("cards")
+        if cards is not None:
+            cards.card_for_push(working_dir, repo_id, source=getattr(self, "name_or_path", None))
+        return super()._upload_modified_files(working_dir, repo_id, *args, **kwargs)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embeddings.embed_tokens

@@ -1,14 +1,20 @@
 """`transformers` pipelines for Gato: an agent (observation in, action out) and captioning (image in, text out).
 
-Importing `modeling_gato` registers both tasks with `transformers.pipelines.PIPELINE_REGISTRY`, so a saved model
-directory (`model.save_pretrained(d)` + `processor.save_pretrained(d)`) gives:
+The pipelines travel with the model: `model.save_pretrained(d)` writes both tasks into `config.json`
+(`custom_pipelines`) and copies this file with the code it needs (`agent.py`, `acting_utils.py`, the model and
+processor files), so a saved directory (`model.save_pretrained(d)` + `processor.save_pretrained(d)`), or its Hub copy,
+gives the pipelines with `trust_remote_code=True` where this package is not installed (only torch, transformers,
+numpy and Pillow are needed; gymnasium only for the environment itself). As with the model, `trust_remote_code=True`
+then runs the directory's copy of the code even where this package is installed. Importing `modeling_gato` also
+registers both tasks with `transformers.pipelines.PIPELINE_REGISTRY` (e.g. for `pipeline("gato-agent", model=model,
+processor=processor)` with objects in memory):
 
 ```python
-import modeling_gato  # registers "gato-agent" and "gato-image-to-text"
+import gymnasium
 from transformers import pipeline
 
 agent = pipeline("gato-agent", model=d, trust_remote_code=True)
-env = modeling_gato.environments.make_env("CartPole-v1")
+env = gymnasium.make("CartPole-v1")
 observation, _ = env.reset(seed=0)
 agent.reset(observation_space=env.observation_space, action_space=env.action_space, prompt=demo_episode)
 done = False
@@ -58,6 +64,7 @@ import numpy as np
 from transformers import AutoModelForCausalLM, GenerationConfig
 from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
 
+from .acting_utils import observation_to_columns
 from .agent import GatoAgent
 
 AGENT_TASK = "gato-agent"
@@ -165,8 +172,6 @@ class GatoAgentPipeline(Pipeline):
     def preprocess(self, observation: Any, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
         agent = self._agent_for(settings or {})
         if agent.observation_space is not None:
-            from .environments import observation_to_columns
-
             columns = observation_to_columns(observation, agent.observation_space)
         elif isinstance(observation, Mapping):
             columns = dict(observation)
@@ -247,12 +252,36 @@ def _is_single_image(images: Any) -> bool:
     return True
 
 
-def register_pipelines() -> None:
-    """Register the Gato tasks (idempotent)."""
-    for task, cls in ((AGENT_TASK, GatoAgentPipeline), (IMAGE_TO_TEXT_TASK, GatoImageToTextPipeline)):
-        if PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl") is cls:
+PIPELINES = {AGENT_TASK: GatoAgentPipeline, IMAGE_TO_TEXT_TASK: GatoImageToTextPipeline}
+
+
+def custom_pipelines() -> dict[str, dict[str, Any]]:
+    """The `custom_pipelines` entry of `config.json` (what `Pipeline.save_pretrained` would write for each task):
+    `pipeline(task, model=d, trust_remote_code=True)` loads the class from the saved directory's copy of this file."""
+    module = __name__.rsplit(".", 1)[-1]
+    return {task: {"impl": f"{module}.{cls.__name__}", "pt": [AutoModelForCausalLM.__name__]}
+            for task, cls in PIPELINES.items()}
+
+
+def save_pipeline_code(save_directory: str) -> list[str]:
+    """Copy this file and the shipped files it imports (recursively: `agent.py`, `acting_utils.py`, the model and
+    processor files) into `save_directory`; returns the paths written (`GatoForCausalModeling.save_pretrained` calls
+    it and writes `custom_pipelines()` into `config.json`)."""
+    from transformers.dynamic_module_utils import custom_object_save
+
+    return [str(path) for path in custom_object_save(GatoAgentPipeline, save_directory) or []]
+
+
+def register_pipelines(overwrite: bool = True) -> None:
+    """Register the Gato tasks (idempotent). With `overwrite=False` a task someone already registered is left alone."""
+    for task, cls in PIPELINES.items():
+        registered = PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl")
+        if registered is cls or (registered is not None and not overwrite):
             continue
         PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=cls, pt_model=AutoModelForCausalLM)
 
 
-register_pipelines()
+# The installed package registers its classes (replacing a loaded copy's); a copy loaded from a saved directory
+# (`transformers_modules...`) registers its own only where nothing serves these tasks yet, so loading a directory's
+# pipeline never changes what the installed package registered.
+register_pipelines(overwrite=__name__ == "modeling_gato.pipelines")

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from .cards import card_front_matter, is_generic_card, prepare_card_for_push, usage_snippet
 from .collator import GatoDataCollator
 from .configuration_gato import GatoConfig
 from .modeling_gato import GATO_TOKEN_INPUTS, GatoForCausalModeling
@@ -129,12 +130,39 @@ class GatoTrainer(Trainer):
     `policy_sets` maps a task to its held-out samples and the id range of each action slot: every evaluation
     then also logs `eval_<task>_policy_loss` and `eval_<task>_policy_accuracy` (`policy_metrics`), beside
     Trainer's full-vocabulary `eval_<task>_loss`.
+
+    `Trainer.push_to_hub` (and `save_model` with `push_to_hub=True`) upload the project's card, not transformers'
+    generic one: `create_model_card` keeps the card in the output directory (pointed at the Hub repository) or writes
+    the training card (`project_card`, from `manifests`, the training data's manifests by directory).
     """
 
-    def __init__(self, *args, gato_config: TrainConfig, policy_sets: dict | None = None, **kwargs):
+    def __init__(self, *args, gato_config: TrainConfig, policy_sets: dict | None = None,
+                 manifests: dict | None = None, **kwargs):
         self.gato_config = gato_config
         self.policy_sets = policy_sets or {}
+        self.manifests = manifests or {}
         super().__init__(*args, **kwargs)
+
+    def project_card(self) -> str:
+        """The training card (`model_card`) for the run so far."""
+        history = [h for h in self.state.log_history if "step" in h]
+        parameters = sum(p.numel() for p in self.model.parameters())
+        return model_card(self.gato_config, self.model.config, self.manifests, history, self.state.global_step,
+                          parameters)
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        """Called by `Trainer.push_to_hub` right before the upload of the output directory: keep its card (unless it is
+        one of transformers' generated ones) or write the training card, then point it at the Hub repository."""
+        if not self.is_world_process_zero():
+            return
+        output_dir = self.args.output_dir
+        path = os.path.join(output_dir, "README.md")
+        if not os.path.isfile(path) or is_generic_card(open(path, encoding="utf-8").read()):
+            os.makedirs(output_dir, exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(self.project_card())
+        if self.hub_model_id:
+            prepare_card_for_push(output_dir, self.hub_model_id)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         metrics = super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
@@ -386,31 +414,6 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def usage_snippet(repo_id: str) -> list[str]:
-    """The card's "How to use" section: a snippet that runs as written (the test suite executes it) where only
-    torch and transformers are installed; `repo_id` is the Hub id, or the local directory the card was written in."""
-    return [
-        "## How to use",
-        "",
-        "The model's code ships in this repository (`trust_remote_code=True`); only `torch` and `transformers` are "
-        "needed. To act in environments, install the `modeling_gato` package with its `envs` extra and use "
-        "`modeling_gato.agent.GatoAgent`.",
-        "",
-        "```python",
-        "from transformers import AutoModelForCausalLM, AutoProcessor",
-        "",
-        f"repo_id = {json.dumps(repo_id)}  # a Hub repo id or a local directory",
-        "model = AutoModelForCausalLM.from_pretrained(repo_id, trust_remote_code=True).eval()",
-        "processor = AutoProcessor.from_pretrained(repo_id, trust_remote_code=True)",
-        "",
-        'inputs = processor(text="The agent picks up the")',
-        "tokens = model.generate(**inputs, max_new_tokens=8, do_sample=False)",
-        "print(processor.batch_decode(tokens[:, inputs[\"input_ids\"].shape[1]:], skip_special_tokens=True))",
-        "```",
-        "",
-    ]
-
-
 def model_card(config: TrainConfig, model_config: GatoConfig, manifests: dict, history: list[dict], steps: int,
                parameters: int) -> str:
     train_losses = [h["loss"] for h in history if "loss" in h]
@@ -424,14 +427,7 @@ def model_card(config: TrainConfig, model_config: GatoConfig, manifests: dict, h
             elif key.startswith("eval_") and key.endswith("_loss") and key != "eval_loss":
                 last_eval[key.removeprefix("eval_").removesuffix("_loss")] = value
     lines = [
-        "---",
-        "library_name: transformers",
-        "tags: [gato, generalist-agent, reinforcement-learning, imitation-learning, multimodal]",
-        "pipeline_tag: text-generation",
-        "---",
-        "",
-        "# Gato (modeling_gato)",
-        "",
+        *card_front_matter(),
         "A generalist agent after Reed et al., *A Generalist Agent* (2022), trained with "
         "`python -m modeling_gato train` (modeling_gato). Load it with "
         "`AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)` and "
@@ -595,6 +591,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         callbacks=[loss_curve] + ([TimeBudgetCallback(config.max_minutes)] if config.max_minutes else []),
         gato_config=config,
         policy_sets=policy_sets,
+        manifests=manifests,
     )
     resume = latest_complete_checkpoint(config.output_dir) if config.resume else None
     if config.resume and resume is None:
@@ -604,10 +601,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if trainer.is_world_process_zero():
         trainer.save_model(config.output_dir)
         write_loss_curve(history, config.output_dir)
-        parameters = sum(p.numel() for p in model.parameters())
-        card = model_card(config, model.config, manifests, history, trainer.state.global_step, parameters)
         with open(os.path.join(config.output_dir, "README.md"), "w") as f:
-            f.write(card)
+            f.write(trainer.project_card())
         with open(os.path.join(config.output_dir, "training_config.json"), "w") as f:
             json.dump(asdict(config), f, indent=2)
     world = int(os.environ.get("WORLD_SIZE", 1))

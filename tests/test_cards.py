@@ -1,7 +1,9 @@
 """Hub cards: the dataset card `collect` writes, model-index metrics in the model card, and the push guard."""
 
 import json
+import os
 import shlex
+from pathlib import Path
 
 import pytest
 from conftest import COLLECT_EPISODES
@@ -181,3 +183,122 @@ def test_dataset_card_written_by_collect(collected, tmp_path):
     loaded = load_dataset(str(output), "CartPole-v1", split="train", cache_dir=str(tmp_path / "cache"))
     saved = load_from_disk(str(output / "episodes" / "CartPole-v1"))
     assert len(loaded) == COLLECT_EPISODES and loaded[0]["discrete_actions"] == saved[0]["discrete_actions"]
+
+
+# ---------------------------------------------------------------------------- transformers' own uploads keep the card
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """The Hub calls of `model.push_to_hub` and `Trainer.push_to_hub`, intercepted at the upload: `uploaded()` gives
+    the files of the last upload (path in repo -> bytes); `hub_card` is the card the Hub repository has (None: none)."""
+    import huggingface_hub
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import EntryNotFoundError
+
+    state = {"files": None, "hub_card": None}
+
+    def create_repo(self, repo_id, **kwargs):
+        return huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def create_commit(self, repo_id, operations, **kwargs):  # model.push_to_hub's upload
+        state["files"] = {op.path_in_repo: open(op.path_or_fileobj, "rb").read() for op in operations
+                          if hasattr(op, "path_or_fileobj")}
+
+    def upload_folder(self, repo_id, folder_path, ignore_patterns=None, **kwargs):  # Trainer.push_to_hub's upload
+        from huggingface_hub.utils import filter_repo_objects
+
+        paths = [p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file()]
+        kept = filter_repo_objects(paths, ignore_patterns=ignore_patterns)
+        state["files"] = {p: (Path(folder_path) / p).read_bytes() for p in kept}
+
+    def load_card(cls, repo_id_or_path, *args, **kwargs):
+        if os.path.exists(str(repo_id_or_path)):
+            return original_load.__func__(cls, repo_id_or_path, *args, **kwargs)
+        if state["hub_card"] is None:
+            raise EntryNotFoundError("no card yet")
+        return ModelCard(state["hub_card"])
+
+    original_load = ModelCard.load
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "create_commit", create_commit)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    monkeypatch.setattr(ModelCard, "load", classmethod(load_card))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    state["uploaded"] = lambda: state["files"]
+    return state
+
+
+def _tiny_model():
+    from gato_testing import tiny_config
+
+    from modeling_gato import GatoForCausalModeling
+
+    return GatoForCausalModeling(tiny_config())
+
+
+def test_model_push_to_hub_keeps_the_project_card(tmp_path, hub):
+    from modeling_gato import GatoForCausalModeling
+    from modeling_gato.cards import base_model_card
+    from modeling_gato.train import usage_snippet
+
+    # a trained model's directory: the training card with its model-index (push --results / update_model_card)
+    saved = tmp_path / "model"
+    _tiny_model().save_pretrained(saved)
+    (saved / "README.md").write_text(TRAIN_CARD + "\n" + "\n".join(usage_snippet(str(saved))))
+    update_model_card(str(saved), make_results())
+    card_before = (saved / "README.md").read_text()
+    GatoForCausalModeling.from_pretrained(saved).push_to_hub("someone/gato-small")
+    files = hub["uploaded"]()
+    assert {"model.safetensors", "config.json", "modeling_gato.py", "pipelines.py", "README.md"} <= set(files)
+    uploaded = files["README.md"].decode()
+    assert "automatically generated" not in uploaded
+    assert "## Training data" in uploaded and "| CartPole-v1 | classic | 40 |" in uploaded
+    assert 'repo_id = "someone/gato-small"  # a Hub repo id' in uploaded
+    (tmp_path / "uploaded.md").write_text(uploaded)
+    name, results = model_index_to_eval_results(metadata_load(tmp_path / "uploaded.md")["model-index"])
+    assert name == "someone/gato-small"
+    assert {(r.dataset_type, r.metric_type): r.metric_value for r in results} == card_values(saved / "README.md")
+    assert (saved / "README.md").read_text() == card_before  # the model's own directory is left as it was
+
+    # a model built in memory: the project's card instead of transformers' generic one...
+    _tiny_model().push_to_hub("someone/gato-new")
+    uploaded = hub["uploaded"]()["README.md"].decode()
+    card, expected = ModelCard(uploaded), ModelCard(base_model_card("someone/gato-new"))
+    assert card.text == expected.text and card.data.to_dict() == expected.data.to_dict()
+    assert "automatically generated" not in uploaded and "gato" in card.data.tags
+    # ...unless the Hub repository already has a card, which transformers keeps (and so do we)
+    hub["hub_card"] = TRAIN_CARD + "\nsomeone's own words\n"
+    _tiny_model().push_to_hub("someone/gato-small")
+    assert "someone's own words" in hub["uploaded"]()["README.md"].decode()
+
+
+def test_trainer_push_to_hub_keeps_the_project_card(tmp_path, hub):
+    from transformers import TrainingArguments
+
+    from modeling_gato.train import GatoTrainer, TrainConfig, usage_snippet
+
+    output = tmp_path / "run"
+    args = TrainingArguments(output_dir=str(output), hub_model_id="someone/gato-run", report_to=[], use_cpu=True,
+                             save_strategy="no")
+    manifests = {"data": {"tasks": {"CartPole-v1": {"domain": "classic", "episodes": 40, "steps": 900}}}}
+    trainer = GatoTrainer(model=_tiny_model(), args=args, gato_config=TrainConfig(output_dir=str(output)),
+                          manifests=manifests)
+    # no card yet (e.g. `save_model` with push_to_hub=True, before `train` writes it): the training card, not the generic one
+    trainer.push_to_hub()
+    files = hub["uploaded"]()
+    uploaded = files["README.md"].decode()
+    assert "automatically generated" not in uploaded and "This model was trained from scratch" not in uploaded
+    card = ModelCard(uploaded)
+    assert card.data.library_name == "transformers" and "gato" in card.data.tags
+    assert "| CartPole-v1 | classic | 40 | 900 |" in uploaded
+    assert 'repo_id = "someone/gato-run"  # a Hub repo id' in uploaded
+    assert {"config.json", "model.safetensors", "pipelines.py"} <= set(files)
+    # the card in the output directory, with its evaluation, is the one uploaded
+    (output / "README.md").write_text(TRAIN_CARD + "\n" + "\n".join(usage_snippet(str(output))))
+    update_model_card(str(output), make_results())
+    trainer.push_to_hub()
+    uploaded = hub["uploaded"]()["README.md"].decode()
+    assert "## Training data" in uploaded and "| CartPole-v1 | classic | 40 |" in uploaded
+    assert 'repo_id = "someone/gato-run"  # a Hub repo id' in uploaded
+    (tmp_path / "uploaded.md").write_text(uploaded)
+    name, results = model_index_to_eval_results(metadata_load(tmp_path / "uploaded.md")["model-index"])
+    assert name == "someone/gato-run" and len(results) == len(card_values(output / "README.md")) > 0

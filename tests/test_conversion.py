@@ -22,26 +22,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ---------------------------------------------------------------------------- datasets
 def _record_minari(root: str) -> None:
     pytest.importorskip("minari")
-    pytest.importorskip("jax", reason="minari's DataCollector needs minari[create] (jax)")
-    import gymnasium as gym
-    from minari import DataCollector
+    from minari_testing import record_random_minari_dataset
 
-    def record(env_id, dataset_id, episodes, **kwargs):
-        env = DataCollector(gym.make(env_id, **kwargs))
-        env.action_space.seed(0)
-        for seed in range(episodes):
-            env.reset(seed=seed)
-            done = False
-            while not done:
-                _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-                done = terminated or truncated
-        return env.create_dataset(dataset_id=dataset_id, algorithm_name="random", **kwargs_scores(dataset_id))
-
-    def kwargs_scores(dataset_id):
-        return {"ref_min_score": 20.0, "ref_max_score": 500.0} if dataset_id.startswith("cartpole") else {}
-
-    record("CartPole-v1", "cartpole/random-v0", 4)
-    record("Pendulum-v1", "pendulum/random-v0", 3, max_episode_steps=40)
+    record_random_minari_dataset("CartPole-v1", "cartpole/random-v0", 4, ref_min_score=20.0, ref_max_score=500.0)
+    record_random_minari_dataset("Pendulum-v1", "pendulum/random-v0", 3, env_kwargs={"max_episode_steps": 40})
 
 
 @pytest.fixture(scope="module")

@@ -294,24 +294,14 @@ def test_directory_without_manifest_and_the_cli(tmp_path, processor, capsys):
 def test_converted_minari_directory(tmp_path, processor):
     """A user's own data: a Minari dataset recorded here (Pendulum, Box [-2, 2]) and converted."""
     pytest.importorskip("minari")
-    pytest.importorskip("jax", reason="minari's DataCollector needs minari[create] (jax)")
-    import gymnasium as gym
-    from minari import DataCollector
+    from minari_testing import record_random_minari_dataset
 
     from conversion.convert_minari_dataset import convert
 
     old = os.environ.get("MINARI_DATASETS_PATH")
     os.environ["MINARI_DATASETS_PATH"] = str(tmp_path / "minari")
     try:
-        env = DataCollector(gym.make("Pendulum-v1", max_episode_steps=20))
-        env.action_space.seed(0)
-        for seed in range(3):
-            env.reset(seed=seed)
-            done = False
-            while not done:
-                _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-                done = terminated or truncated
-        env.create_dataset(dataset_id="pendulum/random-v0", algorithm_name="random")
+        record_random_minari_dataset("Pendulum-v1", "pendulum/random-v0", 3, env_kwargs={"max_episode_steps": 20})
         convert(["pendulum/random-v0"], str(tmp_path / "converted"), tasks=["pendulum"], progress=False)
     finally:
         if old is None:

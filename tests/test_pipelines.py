@@ -1,10 +1,18 @@
-"""The registered pipelines ("gato-agent", "gato-image-to-text", and the built-in "text-generation"), each loaded
-from a saved directory with `trust_remote_code=True`."""
+"""The pipelines ("gato-agent", "gato-image-to-text", and the built-in "text-generation"), each loaded from a saved
+directory with `trust_remote_code=True` (the directory's copy of the pipeline code, also in a fresh process where
+`modeling_gato` cannot be imported), and the registered classes for models in memory."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 import torch
-from gato_testing import tiny_config
+from gato_testing import HIDE_MODELING_GATO, tiny_config
 from transformers import pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
@@ -90,7 +98,9 @@ def test_agent_pipeline_acts_like_gato_agent_and_keeps_context(saved, task):
     env = make_env(task)
     prompt = random_episode(env, seed=123)
     agent_pipe = pipeline(AGENT_TASK, model=directory, trust_remote_code=True, device="cpu")
-    assert isinstance(agent_pipe, GatoAgentPipeline)
+    # trust_remote_code=True runs the directory's copy of the pipeline, as it does for the model
+    assert type(agent_pipe).__name__ == "GatoAgentPipeline"
+    assert type(agent_pipe).__module__.startswith("transformers_modules."), type(agent_pipe).__module__
     direct = GatoAgent(model, processor, env.observation_space, env.action_space, prompt=prompt)
     settings = dict(observation_space=env.observation_space, action_space=env.action_space, prompt=prompt)
 
@@ -155,3 +165,148 @@ def test_agent_pipeline_settings_from_reset_and_columns_input(saved):
     agent_pipe.reset(action_space=None)
     with pytest.raises(ValueError, match="action_space"):
         agent_pipe({"continuous_observations": [0.5]})
+
+
+# ---------------------------------------------------------------------------- the pipelines travel with the model
+def test_save_pretrained_ships_the_pipelines(saved):
+    from transformers.dynamic_module_utils import get_imports
+
+    directory, model, processor = saved
+    config = json.load(open(os.path.join(directory, "config.json")))
+    assert config["custom_pipelines"] == {
+        AGENT_TASK: {"impl": "pipelines.GatoAgentPipeline", "pt": ["AutoModelForCausalLM"]},
+        IMAGE_TO_TEXT_TASK: {"impl": "pipelines.GatoImageToTextPipeline", "pt": ["AutoModelForCausalLM"]},
+    }
+    shipped = sorted(name for name in os.listdir(directory) if name.endswith(".py"))
+    assert shipped == ["acting_utils.py", "agent.py", "configuration_gato.py", "image_processing_gato.py",
+                       "modeling_gato.py", "pipelines.py", "processing_gato.py"]
+    # What transformers demands of each shipped file before it runs it (every import outside a try block, those in
+    # functions included): the standard library, torch, transformers, numpy and Pillow only. gymnasium, datasets or
+    # another module of this package would make the Hub copy fail to load.
+    allowed = set(sys.stdlib_module_names) | {"torch", "transformers", "numpy", "PIL"}
+    for name in shipped:
+        assert set(get_imports(os.path.join(directory, name))) <= allowed, (name, get_imports(os.path.join(directory, name)))
+    # the model in memory keeps no custom_pipelines (they are written afresh at every save)
+    assert not hasattr(model.config, "custom_pipelines")
+    assert not hasattr(GatoForCausalModeling.from_pretrained(directory).config, "custom_pipelines")
+
+
+def test_registered_pipelines_serve_models_in_memory(saved):
+    directory, model, processor = saved
+    loaded = GatoForCausalModeling.from_pretrained(directory).eval()  # its config.json names the custom pipelines
+    for candidate in (model, loaded):
+        agent_pipe = pipeline(AGENT_TASK, model=candidate, processor=processor, device="cpu")
+        assert isinstance(agent_pipe, GatoAgentPipeline)
+        captioner = pipeline(IMAGE_TO_TEXT_TASK, model=candidate, processor=processor, device="cpu")
+        assert isinstance(captioner, GatoImageToTextPipeline)
+    pipeline(AGENT_TASK, model=directory, trust_remote_code=True, device="cpu")  # loads the directory's copy...
+    tasks = PIPELINE_REGISTRY.supported_tasks  # ...which leaves the installed package's registration alone
+    assert tasks[AGENT_TASK]["impl"] is GatoAgentPipeline and tasks[IMAGE_TO_TEXT_TASK]["impl"] is GatoImageToTextPipeline
+
+
+def test_shipped_acting_code_matches_the_package():
+    gym = pytest.importorskip("gymnasium")
+    from modeling_gato import acting_utils, environments, sequences
+
+    spaces = gym.spaces
+    space = spaces.Dict({
+        "pos": spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32),
+        "mode": spaces.Discrete(4, start=1),
+        "keys": spaces.MultiDiscrete([3, 5]),
+        "image": spaces.Box(0, 255, shape=(8, 8, 3), dtype=np.uint8),
+        "mission": spaces.Text(20),
+        "vel": spaces.Box(-5.0, 5.0, shape=(2,), dtype=np.float64),
+    })
+    space.seed(0)
+    for _ in range(3):
+        observation = space.sample()
+        ours, theirs = acting_utils.observation_to_columns(observation, space), environments.observation_to_columns(
+            observation, space)
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            np.testing.assert_array_equal(np.asarray(ours[key]), np.asarray(theirs[key]))
+    assert acting_utils.TOKEN_KEYS == sequences.TOKEN_KEYS
+    processor = GatoProcessor()
+    from gato_testing import make_episode
+
+    sample = processor.tokenize_episode(make_episode(3))  # what the agent slices and joins
+    assert len(sample["patches"]) > 0
+    n = len(sample["input_ids"])
+    parts = [acting_utils.slice_sample(sample, 0, n // 3), acting_utils.slice_sample(sample, n // 3, n)]
+    for a, b in zip(parts, [sequences._slice_sample(sample, 0, n // 3), sequences._slice_sample(sample, n // 3, n)]):
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+    joined, expected = acting_utils.concatenate_samples(parts), sequences._concatenate(parts)
+    assert all(np.array_equal(joined[k], expected[k]) for k in joined)
+    assert all(np.array_equal(joined[k], sample[k]) for k in joined)
+    assert len(parts[0]["patches"]) + len(parts[1]["patches"]) == len(sample["patches"])
+
+
+FRESH_PROCESS_PIPELINES = HIDE_MODELING_GATO + textwrap.dedent(
+    """
+    import json
+    try:
+        import modeling_gato  # noqa: F401
+        raise SystemExit("modeling_gato should not be importable here")
+    except ImportError:
+        pass
+
+    import numpy as np
+    from transformers import pipeline
+
+    directory = sys.argv[1]
+    agent = pipeline("gato-agent", model=directory, trust_remote_code=True, device="cpu")
+    captioner = pipeline("gato-image-to-text", model=directory, trust_remote_code=True, device="cpu")
+    result = {"agent": [type(agent).__name__, type(agent).__module__],
+              "captioner": [type(captioner).__name__, type(captioner).__module__],
+              "gymnasium_loaded_by_the_pipelines": "gymnasium" in sys.modules,
+              "modeling_gato_modules": sorted(m for m in sys.modules if m.split(".")[0] == "modeling_gato")}
+
+    import gymnasium as gym
+
+    inputs = np.load(directory + "/inputs.npz")
+    observation_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
+    agent.reset(observation_space=observation_space, action_space=gym.spaces.Discrete(3))
+    result["discrete"] = [int(agent(o)) for o in inputs["observations"]]
+    box = gym.spaces.Box(-2.0, 2.0, shape=(2,), dtype=np.float32)
+    agent.reset(observation_space=observation_space, action_space=box)
+    actions = [agent(o) for o in inputs["observations"]]
+    result["box"] = [np.asarray(a).tolist() for a in actions]
+    result["box_contained"] = all(box.contains(a) for a in actions)
+    result["caption"] = captioner(inputs["image"], max_new_tokens=6)
+    print(json.dumps(result))
+    """
+)
+
+
+def test_pipelines_load_from_a_saved_directory_in_a_fresh_process(saved, tmp_path):
+    gym = pytest.importorskip("gymnasium")
+    directory, model, processor = saved
+    copied = tmp_path / "elsewhere" / "gato-pipelines"
+    shutil.copytree(directory, copied)
+    rng = np.random.default_rng(0)
+    observations = rng.uniform(-1, 1, size=(4, 4)).astype(np.float32)
+    image = rng.integers(0, 256, size=(40, 40, 3), dtype=np.uint8)
+    np.savez(copied / "inputs.npz", observations=observations, image=image)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_HUB_OFFLINE"] = "1"
+    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS_PIPELINES, str(copied)],
+                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    for key, name in (("agent", "GatoAgentPipeline"), ("captioner", "GatoImageToTextPipeline")):
+        assert report[key][0] == name and report[key][1].startswith("transformers_modules."), report[key]
+    assert report["modeling_gato_modules"] == []
+    assert report["gymnasium_loaded_by_the_pipelines"] is False
+
+    # the same actions and caption as the installed package's agent and greedy generation
+    observation_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
+    discrete = GatoAgent(model, processor, observation_space, gym.spaces.Discrete(3))
+    assert report["discrete"] == [int(discrete.act(o)) for o in observations]
+    box = gym.spaces.Box(-2.0, 2.0, shape=(2,), dtype=np.float32)
+    continuous = GatoAgent(model, processor, observation_space, box)
+    np.testing.assert_allclose(report["box"], [np.asarray(continuous.act(o)).tolist() for o in observations], atol=1e-6)
+    assert report["box_contained"] is True
+    inputs = processor(images=image)
+    with torch.no_grad():
+        ids = model.generate(**inputs, max_new_tokens=6, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+    assert report["caption"] == [{"generated_text": processor.decode(ids, skip_special_tokens=True)}]
