@@ -128,15 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; a bad argument or input (ValueError, a missing or existing file) ends with a one-line
+    """Run one command; a bad argument or input (ValueError, a missing or existing file, an output locked by another
+    run) ends with a one-line
     `error: ...` and exit status 2 instead of a traceback (GATO_TRACEBACK=1 shows the traceback)."""
     import os
+
+    from .jobs import OutputLockedError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return _run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, OutputLockedError) as error:
         if os.environ.get("GATO_TRACEBACK"):
             raise
         parser.exit(2, f"{parser.prog} {args.command}: error: {error}\n")

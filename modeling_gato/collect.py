@@ -11,20 +11,23 @@ Writes one directory:
       captions/              rows {"image", "text", "task"}: BabyAI agent views with captions from the level's objects
       vqa/                   rows {"image", "question", "answer", "task"}: questions about those views
 
-Everything is written beside the target (`<output_dir>.partial-<pid>`) and renamed into place at the end,
-so an interrupted run leaves no half dataset.
+Everything is written beside the target (`<output_dir>.partial`) and renamed into place at the end, so no reader
+ever sees a half dataset. An interrupted run resumes: the same command keeps the tasks finished there and redoes
+the rest (`collect`'s docstring); `<output_dir>.lock` keeps a second run off the same output.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import shlex
 import shutil
 import time
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from importlib import metadata
@@ -252,6 +255,109 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+COLLECT_STATE = ".collect"  # inside the partial directory: the run's configuration and each finished task's data
+
+
+def _task_rng(seed: int, task: str) -> np.random.Generator:
+    """The caption/VQA generator of one task: a function of (seed, task name), so a task's data does not depend on
+    which tasks came before it (a resumed run redoes only the unfinished ones)."""
+    return np.random.default_rng([seed, zlib.crc32(task.encode())])
+
+
+def _collect_task(spec: TaskSpec, partial: str, episodes: int, score_episodes: int, seed: int, captions_per_task: int,
+                  cache_dir: str, expert_steps: int | None, versions: dict[str, str], progress: bool) -> None:
+    """Collect one task into `partial`: `episodes/<task>` and `.collect/<task>/` (its scores and manifest entries in
+    `task.json`, its captions and VQA rows), each written aside and renamed; `task.json` last marks it finished."""
+    from datasets import Dataset, DatasetInfo, Features, Image, Value
+
+    from .references import RANDOM_SEED_OFFSET, dataset_description, reference_entry, write_json_atomic
+
+    rng = _task_rng(seed, spec.name)
+    capture = []
+
+    def on_step(env, observation):
+        if spec.domain == "babyai" and len(capture) < captions_per_task and rng.random() < 0.3:
+            capture.append((np.asarray(observation["image"]).copy(), describe_babyai_view(env)))
+
+    results, expert_stats = measure_policy(spec, "expert", episodes, seed, cache_dir, expert_steps, record=True,
+                                           on_step=on_step, progress=progress)
+    _, random_stats = measure_policy(spec, "random", score_episodes, seed + RANDOM_SEED_OFFSET, cache_dir,
+                                     progress=progress)
+    # refuses (ValueError naming the task) an expert that does not beat random
+    score = reference_entry(spec, expert_stats, random_stats, expert_steps, versions)
+    rows = _to_rows(results, spec.name)
+    features = _episode_features(rows)
+    info = DatasetInfo(description=dataset_description(spec.name, score), features=features)
+    work, target = os.path.join(partial, COLLECT_STATE, spec.name), os.path.join(partial, "episodes", spec.name)
+    for path in (f"{work}.tmp", f"{target}.tmp"):
+        shutil.rmtree(path, ignore_errors=True)
+    Dataset.from_list(rows, features=features, info=info).save_to_disk(f"{target}.tmp")
+    env = make_env(spec)
+    entry = {
+        "domain": spec.domain,
+        "env_id": spec.env_id,
+        "make_kwargs": spec.make_kwargs,
+        "expert": spec.expert,
+        "expert_origin": score["expert_origin"],
+        "expert_steps": score["expert_steps"],  # None: an expert that ships with a package
+        "episodes": len(rows),
+        "steps": int(sum(r["length"] for r in results)),
+        "observation_columns": sorted(k for k in rows[0] if k.endswith("_observations")),
+        "action_space": describe_action_space(env.action_space),
+    }
+    env.close()
+    captions, vqa = [], []
+    for image, view in capture:
+        captions.append({"image": image, "text": babyai_caption(view["objects"]), "task": spec.name})
+        for question, answer in babyai_questions(view["objects"], rng):
+            vqa.append({"image": image, "question": question, "answer": answer, "task": spec.name})
+    os.makedirs(f"{work}.tmp")
+    if captions:
+        image_features = {"image": Image(), "task": Value("string")}
+        Dataset.from_list(captions, features=Features({**image_features, "text": Value("string")})).save_to_disk(
+            os.path.join(f"{work}.tmp", "captions"))
+        Dataset.from_list(
+            vqa, features=Features({**image_features, "question": Value("string"), "answer": Value("string")})
+        ).save_to_disk(os.path.join(f"{work}.tmp", "vqa"))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(f"{target}.tmp", target)
+    write_json_atomic(os.path.join(f"{work}.tmp", "task.json"), {"scores": score, "manifest": entry})
+    os.replace(f"{work}.tmp", work)  # the task is finished once this rename is done
+
+
+def _finished_task(partial: str, task: str) -> bool:
+    return (os.path.isfile(os.path.join(partial, COLLECT_STATE, task, "task.json"))
+            and os.path.isdir(os.path.join(partial, "episodes", task)))
+
+
+def _start_partial(partial: str, configuration: dict[str, Any], fresh: bool) -> dict[str, Any]:
+    """The partial directory's state: resumed when it holds the same configuration (a one-line refusal naming what
+    differs when it does not, unless `fresh`), else started afresh. Returns the header (configuration, creation
+    time and package versions of the first run, kept so that a resumed directory equals an uninterrupted one's)."""
+    from .jobs import ResumeMismatchError, differences
+    from .references import write_json_atomic
+
+    state = os.path.join(partial, COLLECT_STATE, "collect.json")
+    if os.path.isdir(partial) and not fresh:
+        if os.path.isfile(state):
+            with open(state) as f:
+                header = json.load(f)
+            changed = differences(header["configuration"], configuration)
+            if changed:
+                raise ResumeMismatchError(
+                    f"{partial} holds an interrupted collection of another configuration ({'; '.join(changed)}): "
+                    "rerun it as it was, or pass --fresh to discard it.")
+            return header
+        if os.path.isfile(os.path.join(partial, "manifest.json")):
+            return {}  # assembled, only the final rename was left
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(os.path.join(partial, COLLECT_STATE))
+    header = {"configuration": configuration, "versions": package_versions(),
+              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    write_json_atomic(state, header)
+    return header
+
+
 def collect(
     output_dir: str,
     tasks: list[str] | None = None,
@@ -264,84 +370,77 @@ def collect(
     expert_steps: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    fresh: bool = False,
 ) -> dict[str, Any]:
-    """Collect everything into `output_dir` atomically; returns the manifest."""
-    from datasets import Dataset, DatasetInfo, Features, Image, Value
+    """Collect everything into `output_dir` atomically; returns the manifest.
+
+    Resumable: the work goes to `<output_dir>.partial`, task by task (a task is finished once its data is renamed
+    into place there). Rerun after an interruption, the same command keeps the finished tasks, redoes the unfinished
+    one and goes on; the final directory equals an uninterrupted run's. Another configuration in that partial
+    directory is refused unless `fresh`. `<output_dir>.lock` keeps a second run off the same output. `train` never
+    sees the partial directory: the output appears by one rename at the end."""
+    from datasets import Dataset, concatenate_datasets, load_from_disk
 
     from .cards import count_directory_tokens, write_dataset_card
-    from .references import RANDOM_SEED_OFFSET, dataset_description, reference_entry, write_json_atomic
+    from .jobs import OutputLock
+    from .references import write_json_atomic
 
     command = collect_command(output_dir, tasks, episodes, score_episodes, seed, text_paragraphs, captions_per_task,
                               expert_steps)
-    tasks = DEFAULT_TASKS if not tasks else tasks
+    tasks = DEFAULT_TASKS if not tasks else list(tasks)
     specs = [get_task(name) for name in tasks]
     cache_dir = expert_cache_dir(cache_dir)
-    rng = np.random.default_rng(seed)
-    manifest: dict[str, Any] = {"format": "modeling_gato/episodes-v1", "seed": seed, "command": command, "tasks": {},
-                                "versions": package_versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    scores: dict[str, Any] = {}
-    captions, vqa = [], []
-    with atomic_directory(output_dir, overwrite) as partial:
-        os.makedirs(os.path.join(partial, "episodes"))
-        for spec in tqdm(specs, desc="tasks", disable=not progress):
-            capture = []
-
-            def on_step(env, observation, spec=spec, capture=capture):
-                if spec.domain == "babyai" and len(capture) < captions_per_task and rng.random() < 0.3:
-                    capture.append((np.asarray(observation["image"]).copy(), describe_babyai_view(env)))
-
-            results, expert_stats = measure_policy(
-                spec, "expert", episodes, seed, cache_dir, expert_steps, record=True, on_step=on_step,
-                progress=progress,
-            )
-            random_seed = seed + RANDOM_SEED_OFFSET
-            _, random_stats = measure_policy(spec, "random", score_episodes, random_seed, cache_dir, progress=progress)
-            # refuses (ValueError naming the task) an expert that does not beat random
-            scores[spec.name] = reference_entry(spec, expert_stats, random_stats, expert_steps, manifest["versions"])
-            rows = _to_rows(results, spec.name)
-            features = _episode_features(rows)
-            info = DatasetInfo(description=dataset_description(spec.name, scores[spec.name]), features=features)
-            Dataset.from_list(rows, features=features, info=info).save_to_disk(
-                os.path.join(partial, "episodes", spec.name)
-            )
-            env = make_env(spec)
-            manifest["tasks"][spec.name] = {
-                "domain": spec.domain,
-                "env_id": spec.env_id,
-                "make_kwargs": spec.make_kwargs,
-                "expert": spec.expert,
-                "expert_origin": scores[spec.name]["expert_origin"],
-                "expert_steps": scores[spec.name]["expert_steps"],  # None: an expert that ships with a package
-                "episodes": len(rows),
-                "steps": int(sum(r["length"] for r in results)),
-                "observation_columns": sorted(k for k in rows[0] if k.endswith("_observations")),
-                "action_space": describe_action_space(env.action_space),
-            }
-            env.close()
-            for image, view in capture:
-                captions.append({"image": image, "text": babyai_caption(view["objects"]), "task": spec.name})
-                for question, answer in babyai_questions(view["objects"], rng):
-                    vqa.append({"image": image, "question": question, "answer": answer, "task": spec.name})
-
-        paragraphs = text_corpus(text_paragraphs)
-        Dataset.from_dict({"text": paragraphs}).save_to_disk(os.path.join(partial, "text"))
-        manifest["text"] = {"rows": len(paragraphs), "source": "pydoc_data.topics (Python's language reference)"}
-        if captions:
-            image_features = {"image": Image(), "task": Value("string")}
-            Dataset.from_list(captions, features=Features({**image_features, "text": Value("string")})).save_to_disk(
-                os.path.join(partial, "captions")
-            )
-            Dataset.from_list(
-                vqa, features=Features({**image_features, "question": Value("string"), "answer": Value("string")})
-            ).save_to_disk(os.path.join(partial, "vqa"))
-        manifest["captions"] = {"rows": len(captions)}
-        manifest["vqa"] = {"rows": len(vqa)}
-        manifest["scores"] = scores
-        for source, counted in count_directory_tokens(partial).items():  # with GatoProcessor(), for the card
-            (manifest["tasks"][source] if source in manifest["tasks"] else manifest[source])["tokens"] = counted["tokens"]
-        write_json_atomic(os.path.join(partial, "scores.json"), scores)
-        write_json_atomic(os.path.join(partial, "manifest.json"), manifest)
-        write_dataset_card(partial, manifest, scores, command)
+    target = os.path.abspath(output_dir).rstrip(os.sep)
+    if os.path.exists(target) and not overwrite:
+        raise FileExistsError(f"{output_dir} exists; pass --overwrite to replace it.")
+    partial = f"{target}.partial"
+    configuration = {"tasks": tasks, "episodes": episodes, "score_episodes": score_episodes, "seed": seed,
+                     "text_paragraphs": text_paragraphs, "captions_per_task": captions_per_task,
+                     "expert_steps": expert_steps}
+    with OutputLock(f"{target}.lock", command):
+        header = _start_partial(partial, configuration, fresh)
+        if header:
+            for spec in tqdm(specs, desc="tasks", disable=not progress):
+                if not _finished_task(partial, spec.name):
+                    _collect_task(spec, partial, episodes, score_episodes, seed, captions_per_task, cache_dir,
+                                  expert_steps, header["versions"], progress)
+            manifest: dict[str, Any] = {"format": "modeling_gato/episodes-v1", "seed": seed, "command": command,
+                                        "tasks": {}, "versions": header["versions"], "created": header["created"]}
+            scores: dict[str, Any] = {}
+            parts: dict[str, list] = {"captions": [], "vqa": []}
+            for spec in specs:
+                work = os.path.join(partial, COLLECT_STATE, spec.name)
+                with open(os.path.join(work, "task.json")) as f:
+                    finished = json.load(f)
+                scores[spec.name], manifest["tasks"][spec.name] = finished["scores"], finished["manifest"]
+                for kind in parts:
+                    if os.path.isdir(os.path.join(work, kind)):
+                        parts[kind].append(load_from_disk(os.path.join(work, kind)))
+            paragraphs = text_corpus(text_paragraphs)
+            for kind in ("text", *parts):
+                shutil.rmtree(os.path.join(partial, kind), ignore_errors=True)
+            Dataset.from_dict({"text": paragraphs}).save_to_disk(os.path.join(partial, "text"))
+            manifest["text"] = {"rows": len(paragraphs), "source": "pydoc_data.topics (Python's language reference)"}
+            for kind, datasets in parts.items():
+                if datasets:
+                    concatenate_datasets(datasets).save_to_disk(os.path.join(partial, kind))
+                manifest[kind] = {"rows": sum(len(d) for d in datasets)}
+            manifest["scores"] = scores
+            for source, counted in count_directory_tokens(partial).items():  # with GatoProcessor(), for the card
+                (manifest["tasks"][source] if source in manifest["tasks"] else manifest[source])["tokens"] = counted["tokens"]
+            write_json_atomic(os.path.join(partial, "scores.json"), scores)
+            write_dataset_card(partial, manifest, scores, command)
+            write_json_atomic(os.path.join(partial, "manifest.json"), manifest)  # last: the partial is assembled
+            shutil.rmtree(os.path.join(partial, COLLECT_STATE))
+        with open(os.path.join(partial, "manifest.json")) as f:
+            manifest = json.load(f)
+        if os.path.exists(target):
+            old = f"{target}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            os.replace(target, old)
+            os.replace(partial, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(partial, target)
     return manifest
 
 
@@ -385,13 +484,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where trained experts are cached (default ~/.cache/modeling_gato)")
     parser.add_argument("--expert-steps", type=int, default=None,
                         help="training steps of the stable-baselines3 experts (default: per task)")
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--overwrite", action="store_true", help="replace --output-dir when it exists")
+    parser.add_argument("--fresh", action="store_true",
+                        help="discard the work an interrupted run left in <output-dir>.partial (default: resume it "
+                        "when its configuration is the same, refuse when it is not)")
 
 
 def main(args: argparse.Namespace) -> int:
     manifest = collect(
         args.output_dir, args.tasks, args.episodes, args.score_episodes, args.seed, args.text_paragraphs,
-        args.captions_per_task, args.cache_dir, args.expert_steps, args.overwrite,
+        args.captions_per_task, args.cache_dir, args.expert_steps, args.overwrite, fresh=args.fresh,
     )
     print(score_table(manifest["scores"]))
     print(f"wrote {args.output_dir}: {sum(t['episodes'] for t in manifest['tasks'].values())} episodes, "

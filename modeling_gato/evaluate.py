@@ -32,8 +32,11 @@ Meta-World: the seed given when the environment is made fixes its set of 50 goal
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shlex
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -45,12 +48,15 @@ from tqdm.auto import tqdm
 from .agent import GatoAgent
 from .collect import episode_statistics
 from .environments import TASKS, expert_cache_dir, get_task
+from .jobs import Journal, OutputLock, ResumeMismatchError, differences
 from .metrics import bootstrap_ci, check_reference, normalized_score, score_episodes, summarize
 from .references import recorded_expert_steps
 from .sequences import training_episode_count
 
 BASELINES = ("random", "expert", "nearest")
 POLICY_NAMES = {"model": "Gato (this model)", "random": "random", "expert": "expert", "nearest": "1-NN"}
+JOURNAL_NAME = "eval_journal.jsonl"  # header (the configuration), then one line per finished episode
+LOCK_NAME = ".lock"
 
 __all__ = ["BASELINES", "evaluate", "normalized_score", "play_episode", "results_table", "write_results"]
 
@@ -106,11 +112,18 @@ def reference_of(task: str, scores: Mapping[str, Any]) -> dict[str, Any]:
 
 def policy_entry(task: str, per_episode: list[dict[str, Any]], reference: Mapping[str, Any],
                  confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Statistics of one policy's episodes on one task, normalized with the task's reference."""
-    statistics = episode_statistics(per_episode)
+    """Statistics of one policy's episodes on one task, normalized with the task's reference. Episodes whose
+    environment failed (`"error"`, see `rollouts.run_episodes`) are left out of every statistic and listed in
+    `"failed_episodes"` (their count in `"errors"`)."""
+    completed = [e for e in per_episode if e.get("error") is None]
+    failed = [{"seed": e["seed"], "error": e["error"]} for e in per_episode if e.get("error") is not None]
+    statistics = (episode_statistics(completed) if completed else
+                  {"mean_return": None, "std_return": None, "mean_length": None, "success_rate": None})
     expert, random = reference["expert_return"], reference["random_return"]
-    scores = score_episodes([e["return"] for e in per_episode], expert, random, task)
-    for episode, score in zip(per_episode, scores or [None] * len(per_episode)):
+    scores = score_episodes([e["return"] for e in completed], expert, random, task) if completed else None
+    for episode in per_episode:
+        episode["normalized_score"] = None
+    for episode, score in zip(completed, scores or [None] * len(completed)):
         episode["normalized_score"] = score
     interval = None
     if scores:
@@ -121,6 +134,8 @@ def policy_entry(task: str, per_episode: list[dict[str, Any]], reference: Mappin
         "normalized_score": normalized_score(statistics["mean_return"], expert, random, task),
         "normalized_ci": interval,
         "episode_scores": scores,
+        "errors": len(failed),
+        "failed_episodes": failed,
         "episodes": per_episode,
     }
 
@@ -171,6 +186,36 @@ def _held_out(model_dir: str | None) -> int:
     return int(_training_settings(model_dir).get("eval_episodes", 1))
 
 
+def model_fingerprint(model) -> str | None:
+    """A SHA-256 of the model's configuration and weights (names, dtypes, shapes, values): what a resumed evaluation
+    checks it is evaluating the same model with. None without a model."""
+    if model is None:
+        return None
+    digest = hashlib.sha256(model.config.to_json_string(use_diff=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _resumed_episodes(journal: Journal, configuration: Mapping[str, Any], output_dir: str,
+                      resume: bool) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """The episodes an earlier run of the same configuration finished in `output_dir`, by (policy, task, seed); a
+    fresh journal when there is none or `resume` is False; refused when the journal holds another configuration."""
+    header, records = journal.read() if resume else (None, [])
+    if header is not None:
+        recorded = header.get("configuration", {})
+        changed = differences(recorded, configuration)
+        if changed:
+            raise ResumeMismatchError(
+                f"{output_dir} holds an evaluation of another configuration ({'; '.join(changed)}): rerun it as it "
+                "was, pass --fresh (fresh=True) to start afresh there, or choose another --output-dir.")
+        return {(r["policy"], r["task"], r["seed"]): r["result"] for r in records}
+    journal.start({"format": "modeling_gato/eval-journal-v1", "configuration": dict(configuration)})
+    return {}
+
+
 def _policy_factory(name: str, task: str, data_dir: str, expert_cache: str | None, held_out: int,
                     expert_steps: int | None = None):
     from .rollouts import expert_policy, random_policy
@@ -212,6 +257,8 @@ def evaluate(
     confidence: float = 0.95,
     resamples: int = 2000,
     progress: bool = True,
+    fresh: bool = False,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Evaluate `model` (and `baselines`) on `tasks` (default: every task in `data_dir`); returns and writes the
     results (see the module docstring). `model_dir`: also write the metrics into that directory's model card.
@@ -220,11 +267,20 @@ def evaluate(
     `history_steps`: the agent sees at most this many timesteps of the episode besides the prompt (None: the whole
     window, the paper's deployment); `"auto"`: 1 when the model trained on short-context samples
     (`trained_history_steps`), and then no prompt unless `prompt_tokens` is given (those samples
-    have none), else None. `prompt_tokens`: the demonstration's token budget (default a quarter of the context)."""
+    have none), else None. `prompt_tokens`: the demonstration's token budget (default a quarter of the context).
+
+    Resumable: every finished episode is appended to `<output_dir>/eval_journal.jsonl` (after a header holding the
+    configuration: model fingerprint, data, tasks, seeds and settings). Run again on the same `output_dir`, the
+    evaluation reads those episodes back (they depend only on their seeds) and plays only the others, so its results
+    equal an uninterrupted run's; another configuration there is refused (`ResumeMismatchError`) unless `fresh`.
+    `<output_dir>/.lock` keeps a second run off the same directory (`jobs.OutputLock`).
+    An environment that raises (or returns non-finite values) fails that episode only: it is recorded with its
+    error, counted in `errors` and left out of the statistics; `strict=True` raises at the first one instead."""
     from datasets import load_from_disk
 
     from .rollouts import gato_policy, run_episodes
 
+    resume = not fresh
     for name in baselines:
         if name not in BASELINES:
             raise ValueError(f"baselines: unknown baseline {name!r}; expected some of {list(BASELINES)}.")
@@ -265,52 +321,79 @@ def evaluate(
         "num_envs": num_envs, "data_dir": data_dir, "held_out": held_out, "history_steps": history_steps,
         "prompt_tokens": prompt_tokens, "confidence": confidence,
     }
+    configuration = {
+        "model": model_fingerprint(model), "data_dir": os.path.abspath(data_dir), "data_created": manifest.get("created"),
+        "tasks": list(tasks), "seeds": seeds, "env_seed": env_seed, "temperature": temperature,
+        "max_episode_steps": max_episode_steps, "history_steps": history_steps, "prompt_tokens": prompt_tokens,
+        "baselines": list(baselines), "held_out": held_out, "videos": videos,
+    }
     video_dir = os.path.join(output_dir, "videos") if videos else None
     started = time.time()
-    bar = tqdm(total=len(tasks) * (1 + len(baselines)), desc="evaluate", disable=not progress)
     timings: dict[str, float] = {}
-    for task in tasks:
-        spec = get_task(task)
-        reference = reference_of(task, scores)
-        rows = load_from_disk(os.path.join(data_dir, "episodes", task))
-        prompt = rows[len(rows) - 1]  # the last episode: held out of training by `train`
-        policy = gato_policy(model, processor, spec, num_envs=num_envs, prompt=prompt, prompt_tokens=prompt_tokens,
-                             temperature=temperature, history_steps=history_steps)
-        clock = time.perf_counter()
-        per_episode = run_episodes(spec, policy, seeds, num_envs=num_envs, env_seed=env_seed,
-                                   max_episode_steps=max_episode_steps, video_dir=video_dir, videos=videos,
-                                   progress=False)
-        timings[task] = time.perf_counter() - clock
-        for episode in per_episode:  # paths relative to the output directory, which may be moved
-            if "video" in episode:
-                episode["video"] = os.path.relpath(episode["video"], output_dir)
-        bar.update(1)
-        entry = {"domain": spec.domain, **reference}
-        entry.update(policy_entry(task, per_episode, reference, confidence, resamples))
-        results["tasks"][task] = entry
-        for name in baselines:
-            factory = _policy_factory(name, task, data_dir, expert_cache, held_out, recorded_expert_steps(data_dir, task))
-            played = run_episodes(spec, factory, seeds, num_envs=num_envs, env_seed=env_seed,
-                                  max_episode_steps=max_episode_steps, progress=False)
-            results["baselines"][name][task] = {"domain": spec.domain,
-                                                **policy_entry(task, played, reference, confidence, resamples)}
+    os.makedirs(output_dir, exist_ok=True)
+    with OutputLock(os.path.join(output_dir, LOCK_NAME), shlex.join(sys.argv)):
+        journal = Journal(os.path.join(output_dir, JOURNAL_NAME))
+        finished = _resumed_episodes(journal, configuration, output_dir, resume)
+        bar = tqdm(total=len(tasks) * (1 + len(baselines)), desc="evaluate", disable=not progress)
+
+        def play(name: str, task: str, make_policy, record_videos: int = 0) -> list[dict[str, Any]]:
+            """The policy's episodes of every seed: read back from the journal, or played (and journaled)."""
+            known = {s: finished[(name, task, s)] for s in seeds if (name, task, s) in finished}
+            remaining = [s for s in seeds if s not in known]
+            if remaining:
+                def journaled(index: int, result: dict[str, Any]) -> None:
+                    if "video" in result:  # paths relative to the output directory, which may be moved
+                        result["video"] = os.path.relpath(result["video"], output_dir)
+                    journal.append({"policy": name, "task": task, "seed": result["seed"], "result": result})
+
+                played = run_episodes(task, make_policy(), remaining, num_envs=num_envs, env_seed=env_seed,
+                                      max_episode_steps=max_episode_steps, video_dir=video_dir,
+                                      videos=sum(s in remaining for s in seeds[:record_videos]), progress=False,
+                                      on_episode=journaled, strict=strict)
+                known.update(zip(remaining, played))
             bar.update(1)
-    bar.close()
-    results["model_seconds"] = timings
-    results["summary"] = summarize(results["tasks"], confidence, resamples)
-    results["baseline_summaries"] = {name: summarize(per_task, confidence, resamples)
-                                     for name, per_task in results["baselines"].items() if per_task}
-    if offline:
-        from .offline import offline_metrics_for_directory
+            return [known[s] for s in seeds]
 
-        results["offline"] = offline_metrics_for_directory(model, processor, data_dir, tasks, held_out=held_out,
-                                                           progress=False)
-    results["seconds"] = time.time() - started
-    write_results(results, output_dir)
-    if model_dir is not None:
-        from .cards import update_model_card
+        for task in tasks:
+            spec = get_task(task)
+            reference = reference_of(task, scores)
 
-        update_model_card(model_dir, results)
+            def model_policy(spec=spec, task=task):
+                rows = load_from_disk(os.path.join(data_dir, "episodes", task))
+                prompt = rows[len(rows) - 1]  # the last episode: held out of training by `train`
+                return gato_policy(model, processor, spec, num_envs=num_envs, prompt=prompt,
+                                   prompt_tokens=prompt_tokens, temperature=temperature, history_steps=history_steps)
+
+            clock = time.perf_counter()
+            per_episode = play("model", task, model_policy, videos)
+            timings[task] = time.perf_counter() - clock
+            entry = {"domain": spec.domain, **reference}
+            entry.update(policy_entry(task, per_episode, reference, confidence, resamples))
+            results["tasks"][task] = entry
+            for name in baselines:
+                def baseline(name=name, task=task):
+                    return _policy_factory(name, task, data_dir, expert_cache, held_out,
+                                           recorded_expert_steps(data_dir, task))
+
+                played = play(name, task, baseline)
+                results["baselines"][name][task] = {"domain": spec.domain,
+                                                    **policy_entry(task, played, reference, confidence, resamples)}
+        bar.close()
+        results["model_seconds"] = timings
+        results["summary"] = summarize(results["tasks"], confidence, resamples)
+        results["baseline_summaries"] = {name: summarize(per_task, confidence, resamples)
+                                         for name, per_task in results["baselines"].items() if per_task}
+        if offline:
+            from .offline import offline_metrics_for_directory
+
+            results["offline"] = offline_metrics_for_directory(model, processor, data_dir, tasks, held_out=held_out,
+                                                               progress=False)
+        results["seconds"] = time.time() - started
+        write_results(results, output_dir)
+        if model_dir is not None:
+            from .cards import update_model_card
+
+            update_model_card(model_dir, results)
     return results
 
 
@@ -329,6 +412,11 @@ def _score(entry: Mapping[str, Any]) -> str:
     interval = entry.get("normalized_ci")
     text = f"{entry['normalized_score']:.0%}"
     return text if not interval else f"{text} [{interval[0]:.0%}, {interval[1]:.0%}]"
+
+
+def _failures(entry: Mapping[str, Any]) -> str:
+    errors = entry.get("errors") or 0
+    return f" ({errors} episode{'s' if errors > 1 else ''} failed)" if errors else ""
 
 
 def _policies(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any] | None]]:
@@ -356,7 +444,8 @@ def results_table(results: Mapping[str, Any]) -> str:
             label = f"**{POLICY_NAMES[name]}**" if name == "model" else POLICY_NAMES[name]
             lines.append(
                 f"| {task} | {results['tasks'][task]['domain']} | {label} | {_number(entry['mean_return'])} ± "
-                f"{_number(entry['std_return'])} | {_percent(entry['success_rate'])} | {_score(entry)} |"
+                f"{_number(entry['std_return'])}{_failures(entry)} | {_percent(entry['success_rate'])} | "
+                f"{_score(entry)} |"
             )
     lines += ["", f"| domain | policy | tasks (scored) | mean normalized | IQM [{level} CI] | >= 50% | >= 80% | "
               "mean success |", "|---|---|---|---|---|---|---|---|"]
@@ -389,6 +478,12 @@ def results_table(results: Mapping[str, Any]) -> str:
         + ". Normalized score `(R - R_random) / (R_expert - R_random)` with the references below; per-task interval: "
         "percentile bootstrap of the mean over episodes; IQM: pooled episodes, stratified bootstrap.",
     ]
+    failures = [f"{task} / {POLICY_NAMES[name]} / seed {episode['seed']}: {episode['error']}"
+                for name, per_task, _ in policies for task, entry in per_task.items()
+                for episode in entry.get("failed_episodes", [])]
+    if failures:
+        lines += ["", f"Episodes whose environment failed ({len(failures)}; left out of every statistic above):", ""]
+        lines += [f"- {failure}" for failure in failures]
     if results.get("offline"):
         from .offline import offline_table
 
@@ -506,6 +601,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timesteps of the episode the agent sees besides the prompt; 0: the whole window (the "
                         "paper's); default: 1 (and no prompt) when the model trained on short-context samples, else 0")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--fresh", action="store_true",
+                        help="start afresh in --output-dir, discarding the episodes an earlier run journaled there "
+                        "(default: resume them when the configuration is the same, refuse when it is not)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at the first environment that fails (default: record that episode as failed, go on)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -520,7 +620,7 @@ def main(args: argparse.Namespace) -> int:
     results = evaluate(model, processor, args.data, output_dir, args.tasks, args.episodes, args.seed, args.env_seed,
                        args.temperature, args.max_episode_steps, num_envs=args.num_envs, baselines=args.baselines,
                        offline=not args.no_offline, videos=args.videos, model_dir=args.model if card else None,
-                       expert_cache=args.expert_cache,
+                       expert_cache=args.expert_cache, fresh=args.fresh, strict=args.strict,
                        held_out=args.held_out if args.held_out is not None else _held_out(args.model if local else None),
                        **acting_settings(args.history_steps, args.prompt_tokens, args.model if local else None))
     print(results_table(results))

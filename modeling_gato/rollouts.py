@@ -1,11 +1,12 @@
 """Many episodes of a task at once: gymnasium vector environments, batched policies, per-episode results, videos.
 
 `run_episodes(task, policy, seeds, num_envs)` plays `len(seeds)` episodes (episode `k` is reset with `seeds[k]`)
-in a `gymnasium.vector.SyncVectorEnv` of `num_envs` copies of `environments.make_env(task, seed=env_seed)`. When
-an episode ends, its sub-environment is reset with the next seed through the vector API
-(`reset(seed=[...], options={"reset_mask": mask})`, autoreset disabled) while the others go on; once no seed is left,
-the rows still playing are stepped one by one through `vector_env.envs` (`SyncVectorEnv.step` would step every
-sub-environment, finished ones included).
+in a `gymnasium.vector.SyncVectorEnv` of `num_envs` copies of `environments.make_env(task, seed=env_seed)`, with
+autoreset disabled. Its sub-environments (`vector_env.envs`) are reset and stepped one by one, which is what
+`SyncVectorEnv.reset/step` do inside, so that one raising does not stop the others: an exception in `reset` or
+`step`, or a non-finite observation or reward, fails that episode only (recorded with its error; the
+sub-environment is rebuilt; `strict=True` raises instead). When an episode ends, its sub-environment is reset with
+the next seed while the others go on; once no seed is left, the rows still playing play on alone.
 
 The policy is either
 - a *batch policy* with `reset_rows(rows, seeds)` and `act(observations, rows) -> actions` (raw observations in,
@@ -32,6 +33,7 @@ total duration, not its frame count, is `(length + 1) * GIF_FRAME_MS`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -138,6 +140,22 @@ class _Episode:
     frames: list[np.ndarray] | None = field(default=None)
 
 
+def _non_finite(value: Any) -> bool:
+    """Whether an observation (array, number or nested dict/tuple of them) holds a NaN or an infinity."""
+    if isinstance(value, Mapping):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, (str, bytes)):
+        return False
+    array = np.asarray(value)
+    return array.dtype.kind in "fc" and not np.isfinite(array).all()
+
+
+class EnvironmentFailure(RuntimeError):
+    """An environment raised (or returned a non-finite observation or reward) during an episode."""
+
+
 def run_episodes(
     task: str | TaskSpec,
     policy: Any,
@@ -149,16 +167,24 @@ def run_episodes(
     videos: int = 0,
     progress: bool = True,
     desc: str | None = None,
+    on_episode: Callable[[int, dict[str, Any]], None] | None = None,
+    strict: bool = False,
+    video_offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Play `len(seeds)` episodes (episode `k` reset with `seeds[k]`) in a `SyncVectorEnv` of `num_envs` copies of
     `make_env(task, seed=env_seed)` (at most one per episode).
 
     Returns per-episode dicts in seed order: `seed`, `return`, `length`, `success` (None where the environment
     reports none; BabyAI: `return > 0`) and `video` (the GIF's path, for the first `videos` episodes when
-    `video_dir` is given). See the module docstring for the policy protocols.
+    `video_dir` is given; `video_offset`: how many episodes of the run came before `seeds`, for a resumed run).
+    `on_episode(k, result)` is called as each episode ends (in the order they end), e.g. to journal it.
+
+    An exception raised by the environment's `reset` or `step`, or a non-finite observation or reward, ends that
+    episode only: its result is `{"seed", "return": None, "length": steps played, "success": None, "error": "..."}`,
+    the sub-environment is rebuilt, and the other episodes go on; `strict=True` raises instead. Exceptions of the
+    policy are not caught. See the module docstring for the policy protocols.
     """
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
-    from gymnasium.vector.utils import concatenate, create_empty_array, iterate
 
     spec = get_task(task) if isinstance(task, str) else task
     seeds = [int(seed) for seed in seeds]
@@ -178,34 +204,63 @@ def run_episodes(
         os.makedirs(video_dir, exist_ok=True)
     make = functools.partial(make_env, spec, seed=env_seed, render_mode="rgb_array" if recording else None)
     vector_env = SyncVectorEnv([make] * num_envs, autoreset_mode=AutoresetMode.DISABLED)
-    policies = None if batched else [policy(env) for env in vector_env.envs]
+    envs = vector_env.envs  # reset and stepped one by one, so that one raising does not stop the others
+    policies = None if batched else [policy(env) for env in envs]
     babyai = spec.domain == "babyai"
 
     results: list[dict[str, Any] | None] = [None] * len(seeds)
     playing: list[_Episode | None] = [None] * num_envs
+    current: list[Any] = [None] * num_envs
     next_index = 0
     bar = tqdm(total=len(seeds), desc=desc or spec.name, disable=not progress, leave=False)
 
-    def start(rows: list[int]) -> list[Any]:
-        """Reset `rows` with their next episode's seed (through the vector API); returns every row's observation."""
+    def done(episode: _Episode, result: dict[str, Any]) -> None:
+        results[episode.index] = result
+        bar.update(1)
+        if on_episode is not None:
+            on_episode(episode.index, result)
+
+    def failed(row: int, error: BaseException) -> None:
+        """The environment of `row` failed: record the episode's error, rebuild the environment."""
+        if strict:
+            raise error
+        episode, playing[row] = playing[row], None
+        message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        done(episode, {"seed": episode.seed, "return": None, "length": episode.length, "success": None,
+                       "error": message})
+        with contextlib.suppress(Exception):
+            envs[row].close()
+        envs[row] = make()
+        if not batched:
+            policies[row] = policy(envs[row])
+
+    def start(rows: list[int]) -> list[int]:
+        """Reset `rows` with their next episode's seed (skipping seeds whose reset fails); returns the rows that
+        start an episode (the others have no seed left)."""
         nonlocal next_index
-        row_seeds: list[int | None] = [None] * num_envs
-        mask = np.zeros(num_envs, dtype=bool)
+        started = []
         for row in rows:
-            playing[row] = _Episode(next_index, seeds[next_index])
-            row_seeds[row], mask[row] = seeds[next_index], True
-            next_index += 1
-        observations, infos = vector_env.reset(seed=row_seeds, options={"reset_mask": mask})
-        for row in rows:
-            episode = playing[row]
-            episode.reported = bool(infos.get("_success", np.zeros(num_envs, dtype=bool))[row])
-            if episode.index < videos and recording:
-                episode.frames = [vector_env.envs[row].render()]
-            if not batched:
-                _reset_policy(policies[row], vector_env.envs[row], episode.seed)
-        if batched:
-            policy.reset_rows(rows, [playing[row].seed for row in rows])
-        return list(iterate(vector_env.observation_space, observations))
+            while next_index < len(seeds):
+                episode = playing[row] = _Episode(next_index, seeds[next_index])
+                next_index += 1
+                try:
+                    observation, info = envs[row].reset(seed=episode.seed)
+                    if _non_finite(observation):
+                        raise EnvironmentFailure(f"reset(seed={episode.seed}) returned a non-finite observation")
+                except Exception as error:  # the environment's fault: this episode fails, the next seed goes on
+                    failed(row, error)
+                    continue
+                current[row] = observation
+                episode.reported = "success" in info
+                if video_offset + episode.index < videos and recording:
+                    episode.frames = [envs[row].render()]
+                if not batched:
+                    _reset_policy(policies[row], envs[row], episode.seed)
+                started.append(row)
+                break
+        if batched and started:
+            policy.reset_rows(started, [playing[row].seed for row in started])
+        return started
 
     def finish(row: int) -> None:
         episode, playing[row] = playing[row], None
@@ -215,48 +270,46 @@ def run_episodes(
         result = {"seed": episode.seed, "return": episode.total, "length": episode.length, "success": success}
         if episode.frames is not None:
             result["video"] = write_gif(episode.frames, os.path.join(video_dir, f"{spec.name}-seed{episode.seed}.gif"))
-        results[episode.index] = result
-        bar.update(1)
+        done(episode, result)
+
+    def retire(rows: list[int]) -> None:
+        if rows and batched and hasattr(policy, "release_rows"):
+            policy.release_rows(rows)
 
     try:
-        current = start(list(range(num_envs)))
+        started = start(list(range(num_envs)))
+        retire([row for row in range(num_envs) if row not in started])
         while any(episode is not None for episode in playing):
             rows = [row for row in range(num_envs) if playing[row] is not None]
             if batched:
                 actions = policy.act([current[row] for row in rows], rows)
             else:
                 actions = [policies[row](current[row]) for row in rows]
-            if len(rows) == num_envs:  # everyone plays: one vector step
-                batch = concatenate(vector_env.single_action_space, actions,
-                                    create_empty_array(vector_env.single_action_space, num_envs))
-                observations, rewards, terminated, truncated, infos = vector_env.step(batch)
-                current = list(iterate(vector_env.observation_space, observations))
-                reported = infos.get("_success", np.zeros(num_envs, dtype=bool))
-                steps = {row: (float(rewards[row]), bool(terminated[row]) or bool(truncated[row]),
-                               bool(infos["success"][row]) if reported[row] else None) for row in rows}
-            else:  # no seed left for the finished rows: step the others alone
-                steps = {}
-                for row, action in zip(rows, actions):
-                    current[row], reward, term, trunc, info = vector_env.envs[row].step(action)
-                    steps[row] = (float(reward), term or trunc, bool(info["success"]) if "success" in info else None)
             ended = []
-            for row, (reward, over, success) in steps.items():
+            for row, action in zip(rows, actions):
                 episode = playing[row]
-                episode.total += reward
+                try:
+                    observation, reward, terminated, truncated, info = envs[row].step(action)
+                    if _non_finite(observation) or not np.isfinite(reward):
+                        raise EnvironmentFailure(f"step {episode.length + 1} returned a non-finite "
+                                                f"{'observation' if _non_finite(observation) else 'reward'}")
+                except Exception as error:
+                    failed(row, error)
+                    ended.append(row)
+                    continue
+                current[row] = observation
+                episode.total += float(reward)
                 episode.length += 1
-                if success is not None:
-                    episode.reported, episode.success = True, episode.success or success
+                if "success" in info:
+                    episode.reported, episode.success = True, episode.success or bool(info["success"])
                 if episode.frames is not None:
-                    episode.frames.append(vector_env.envs[row].render())
-                if over or (max_episode_steps and episode.length >= max_episode_steps):
+                    episode.frames.append(envs[row].render())
+                if terminated or truncated or (max_episode_steps and episode.length >= max_episode_steps):
                     finish(row)
                     ended.append(row)
-            restart = [row for row in ended if next_index < len(seeds)][: len(seeds) - next_index]
-            retired = [row for row in ended if row not in restart]
-            if retired and batched and hasattr(policy, "release_rows"):
-                policy.release_rows(retired)
-            if restart:
-                current = start(restart)
+            if ended:
+                started = start(ended)
+                retire([row for row in ended if row not in started])
     finally:
         bar.close()
         vector_env.close()

@@ -61,18 +61,30 @@ def test_experts_succeed_and_beat_random(collected):
     assert scores["InvertedPendulum-v5"]["expert"]["mean_return"] >= 900
 
 
-def test_interrupted_collect_leaves_nothing(tmp_path, monkeypatch):
+def test_interrupted_collect_leaves_no_output_and_resumes(tmp_path, monkeypatch):
+    """An interruption leaves no `data` (train never sees half a directory), only `data.partial` with the finished
+    task, and no lock; the same call then finishes from there."""
     from modeling_gato import collect as collect_module
+
+    real = collect_module.text_corpus
 
     def fail(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(collect_module, "text_corpus", fail)
     target = tmp_path / "data"
+    arguments = dict(tasks=["BabyAI-GoToRedBallGrey-v0"], episodes=1, score_episodes=1, text_paragraphs=5,
+                     progress=False)
     with pytest.raises(KeyboardInterrupt):
-        collect(str(target), tasks=["BabyAI-GoToRedBallGrey-v0"], episodes=1, score_episodes=1, progress=False)
+        collect(str(target), **arguments)
     assert not target.exists()
-    assert not [p for p in os.listdir(tmp_path) if p.startswith("data")]
+    assert sorted(p for p in os.listdir(tmp_path)) == ["data.partial"]
+    assert (target.parent / "data.partial" / ".collect" / "BabyAI-GoToRedBallGrey-v0" / "task.json").is_file()
+    monkeypatch.setattr(collect_module, "text_corpus", real)
+    manifest = collect(str(target), **arguments)
+    assert sorted(os.listdir(tmp_path)) == ["data"]
+    assert manifest["tasks"]["BabyAI-GoToRedBallGrey-v0"]["episodes"] == 1
+    assert not (target / ".collect").exists()
 
 
 def test_existing_output_is_not_overwritten_by_accident(tmp_path):
