@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
+from .arguments import local_model_directory
+
 EVALUATION_START = "<!-- modeling_gato:evaluation:start -->"
 EVALUATION_END = "<!-- modeling_gato:evaluation:end -->"
 VISION_LANGUAGE_SOURCES = ("text", "captions", "vqa")
@@ -494,7 +496,8 @@ def _read(path: str) -> str:
 
 
 def add_push_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="a saved model directory (config.json, weights, processor, card)")
+    parser.add_argument("--model", required=True, type=local_model_directory,
+                        help="a saved model directory (config.json, weights, processor, card)")
     parser.add_argument("--repo-id", required=True, help="the Hub repository, e.g. your-name/gato-small")
     parser.add_argument("--results", default=None,
                         help="an eval_results.json of `evaluate`: written into the model card before the upload")

@@ -5,9 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .arguments import (
+    OneLineParser,
+    data_directory,
+    model_directory,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    task_name,
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m modeling_gato",
         description="Gato (Reed et al., 2022): a generalist agent for transformers, datasets and gymnasium.",
     )
@@ -22,23 +33,23 @@ def build_parser() -> argparse.ArgumentParser:
         "directory. --quick: tiny settings for tests. --core: only the core walk-through (no environments).",
     )
     demo.add_argument("--output-dir", default="outputs/demo", help="where data, model, evaluation and report go")
-    demo.add_argument("--minutes", type=float, default=None,
+    demo.add_argument("--minutes", type=positive_float, default=None,
                       help="wall-clock budget of the whole demo (default 60; 3 with --quick)")
-    demo.add_argument("--episodes", type=int, default=40, help="expert episodes collected per task")
-    demo.add_argument("--eval-episodes", type=int, default=5, help="evaluation episodes per task")
-    demo.add_argument("--data", default=None, help="use this `collect` directory instead of collecting")
+    demo.add_argument("--episodes", type=positive_int, default=40, help="expert episodes collected per task")
+    demo.add_argument("--eval-episodes", type=positive_int, default=5, help="evaluation episodes per task")
+    demo.add_argument("--data", type=data_directory, default=None, help="use this `collect` directory instead of collecting")
     demo.add_argument("--recollect", action="store_true", help="collect again even if <output-dir>/data exists")
     demo.add_argument("--expert-cache", default=None, help="where trained stable-baselines3 experts are cached")
     demo.add_argument("--weights", default=None, help='JSON task/domain weights, e.g. \'{"text": 0.5}\'')
-    demo.add_argument("--max-steps", type=int, default=None, help="training steps (default: fit the time budget)")
+    demo.add_argument("--max-steps", type=positive_int, default=None, help="training steps (default: fit the time budget)")
     demo.add_argument("--quick", action="store_true", help="tiny settings, a few minutes (for the test suite)")
     demo.add_argument("--core", action="store_true", help="only the core walk-through: model, processor, generate")
     demo.add_argument(
         "--variant", choices=["tiny", "small", "baseline", "large"], default="tiny",
         help="--core only: model size for the forward pass",
     )
-    demo.add_argument("--max-new-tokens", type=int, default=8, help="--core only: tokens to generate")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--max-new-tokens", type=positive_int, default=8, help="--core only: tokens to generate")
+    demo.add_argument("--seed", type=non_negative_int, default=0)
 
     collect = commands.add_parser(
         "collect",
@@ -117,13 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Play episodes of one task with a saved model (greedy by default), printing each episode's "
         "return, length and success.",
     )
-    act.add_argument("--model", required=True, help="a saved model directory (model + processor)")
-    act.add_argument("--task", required=True, help="a task name (see `collect --help`)")
-    act.add_argument("--data", default=None, help="a `collect` directory: its last episode of the task is the prompt")
-    act.add_argument("--episodes", type=int, default=1)
-    act.add_argument("--seed", type=int, default=0)
-    act.add_argument("--temperature", type=float, default=0.0)
-    act.add_argument("--max-episode-steps", type=int, default=None)
+    act.add_argument("--model", required=True, type=model_directory, help="a saved model directory (model + processor)")
+    act.add_argument("--task", required=True, type=task_name, help="a task name (see `collect --help`)")
+    act.add_argument("--data", type=data_directory, default=None, help="a `collect` directory: its last episode of the task is the prompt")
+    act.add_argument("--episodes", type=positive_int, default=1)
+    act.add_argument("--seed", type=non_negative_int, default=0)
+    act.add_argument("--temperature", type=non_negative_float, default=0.0)
+    act.add_argument("--max-episode-steps", type=positive_int, default=None)
     return parser
 
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from .arguments import non_negative_int, positive_int, task_name
 from .environments import (
     TASKS,
     RandomPolicy,
@@ -474,15 +475,15 @@ def score_table(scores: dict[str, Any]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", required=True, help="directory to write (created atomically)")
-    parser.add_argument("--tasks", nargs="*", default=None, help=f"tasks to collect (default: all of {DEFAULT_TASKS})")
-    parser.add_argument("--episodes", type=int, default=20, help="expert episodes per task")
-    parser.add_argument("--score-episodes", type=int, default=10, help="random-policy episodes per task for the scores")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--text-paragraphs", type=int, default=2000)
-    parser.add_argument("--captions-per-task", type=int, default=200, help="BabyAI views captioned per task")
+    parser.add_argument("--tasks", nargs="*", type=task_name, default=None, help=f"tasks to collect (default: all of {DEFAULT_TASKS})")
+    parser.add_argument("--episodes", type=positive_int, default=20, help="expert episodes per task")
+    parser.add_argument("--score-episodes", type=positive_int, default=10, help="random-policy episodes per task for the scores")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--text-paragraphs", type=positive_int, default=2000)
+    parser.add_argument("--captions-per-task", type=non_negative_int, default=200, help="BabyAI views captioned per task")
     parser.add_argument("--cache-dir", "--expert-cache", dest="cache_dir", default=None,
                         help="where trained experts are cached (default ~/.cache/modeling_gato)")
-    parser.add_argument("--expert-steps", type=int, default=None,
+    parser.add_argument("--expert-steps", type=positive_int, default=None,
                         help="training steps of the stable-baselines3 experts (default: per task)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output-dir when it exists")
     parser.add_argument("--fresh", action="store_true",

@@ -46,6 +46,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .agent import GatoAgent
+from .arguments import data_directory, model_directory, non_negative_float, non_negative_int, positive_int, task_name
 from .collect import episode_statistics
 from .environments import TASKS, expert_cache_dir, get_task
 from .jobs import Journal, OutputLock, ResumeMismatchError, differences
@@ -573,31 +574,31 @@ def write_results(results: Mapping[str, Any], output_dir: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="a saved model directory (model + processor)")
-    parser.add_argument("--data", required=True, help="a directory written by `collect` (scores and prompts)")
+    parser.add_argument("--model", required=True, type=model_directory, help="a saved model directory (model + processor)")
+    parser.add_argument("--data", required=True, type=data_directory, help="a directory written by `collect` (scores and prompts)")
     parser.add_argument("--output-dir", default=None, help="where to write results (default: <model>/eval)")
-    parser.add_argument("--tasks", nargs="*", default=None)
-    parser.add_argument("--episodes", type=int, default=5, help="episodes per task and policy")
-    parser.add_argument("--seed", type=int, default=1000, help="first episode seed")
-    parser.add_argument("--env-seed", type=int, default=1, help="Meta-World goal-set seed (collection uses 0)")
-    parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy actions")
-    parser.add_argument("--max-episode-steps", type=int, default=None)
-    parser.add_argument("--num-envs", type=int, default=4,
+    parser.add_argument("--tasks", nargs="*", type=task_name, default=None)
+    parser.add_argument("--episodes", type=positive_int, default=5, help="episodes per task and policy")
+    parser.add_argument("--seed", type=non_negative_int, default=1000, help="first episode seed")
+    parser.add_argument("--env-seed", type=non_negative_int, default=1, help="Meta-World goal-set seed (collection uses 0)")
+    parser.add_argument("--temperature", type=non_negative_float, default=0.0, help="0: greedy actions")
+    parser.add_argument("--max-episode-steps", type=positive_int, default=None)
+    parser.add_argument("--num-envs", type=positive_int, default=4,
                         help="environments played at once (gymnasium vector env, one batched model call per token)")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES),
                         help="baselines played on the same seeds (default: all; none: --baselines)")
     parser.add_argument("--no-offline", action="store_true", help="skip offline action prediction")
-    parser.add_argument("--videos", type=int, nargs="?", const=1, default=0,
+    parser.add_argument("--videos", type=non_negative_int, nargs="?", const=1, default=0,
                         help="record the first K episodes of each task as GIFs (--videos alone: 1)")
-    parser.add_argument("--held-out", type=int, default=None,
+    parser.add_argument("--held-out", type=positive_int, default=None,
                         help="episodes per task held out of training (default: the model's training_config.json, else 1)")
     parser.add_argument("--expert-cache", "--cache-dir", dest="expert_cache", default=None,
                         help="where trained stable-baselines3 experts are cached")
     parser.add_argument("--no-card", action="store_true", help="do not write the metrics into the model card")
-    parser.add_argument("--prompt-tokens", type=int, default=None,
+    parser.add_argument("--prompt-tokens", type=non_negative_int, default=None,
                         help="token budget of the demonstration prompt (0: none; default: none when the agent acts "
                         "with the short history of the model's training, else a quarter of the context)")
-    parser.add_argument("--history-steps", type=int, default=None,
+    parser.add_argument("--history-steps", type=non_negative_int, default=None,
                         help="timesteps of the episode the agent sees besides the prompt; 0: the whole window (the "
                         "paper's); default: 1 (and no prompt) when the model trained on short-context samples, else 0")
     parser.add_argument("--device", default=None)

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from .arguments import model_directory, non_negative_int, positive_float, positive_int, task_name
 from .collect import collect
 from .environments import get_task
 from .evaluate import evaluate
@@ -253,22 +254,22 @@ def results_markdown(results: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="a saved model directory (model + processor)")
-    parser.add_argument("--task", required=True,
+    parser.add_argument("--model", required=True, type=model_directory, help="a saved model directory (model + processor)")
+    parser.add_argument("--task", required=True, type=task_name,
                         help="the task to adapt to, e.g. a held-out one: BabyAI-GoToObj-v0, metaworld-button-press-v3")
     parser.add_argument("--output-dir", required=True, help="where data, before/after evaluations and the model go")
-    parser.add_argument("--demonstrations", type=int, default=20, help="expert episodes fine-tuned on (K)")
-    parser.add_argument("--steps", type=int, default=200, help="fine-tuning optimizer steps")
-    parser.add_argument("--eval-episodes", type=int, default=20, help="evaluation episodes, before and after")
-    parser.add_argument("--seed", type=int, default=0, help="first demonstration seed (and the training seed)")
-    parser.add_argument("--eval-seed", type=int, default=1000, help="first evaluation episode seed")
-    parser.add_argument("--env-seed", type=int, default=1, help="Meta-World goal-set seed of the evaluation")
-    parser.add_argument("--learning-rate", type=float, default=1e-4, help="peak learning rate")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--context-length", type=int, default=None, help="default: the model's context")
-    parser.add_argument("--reference-episodes", type=int, default=20, help="random-policy episodes for the reference")
-    parser.add_argument("--max-episode-steps", type=int, default=None)
-    parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget of the fine-tuning")
+    parser.add_argument("--demonstrations", type=positive_int, default=20, help="expert episodes fine-tuned on (K)")
+    parser.add_argument("--steps", type=positive_int, default=200, help="fine-tuning optimizer steps")
+    parser.add_argument("--eval-episodes", type=positive_int, default=20, help="evaluation episodes, before and after")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="first demonstration seed (and the training seed)")
+    parser.add_argument("--eval-seed", type=non_negative_int, default=1000, help="first evaluation episode seed")
+    parser.add_argument("--env-seed", type=non_negative_int, default=1, help="Meta-World goal-set seed of the evaluation")
+    parser.add_argument("--learning-rate", type=positive_float, default=1e-4, help="peak learning rate")
+    parser.add_argument("--batch-size", type=positive_int, default=4)
+    parser.add_argument("--context-length", type=positive_int, default=None, help="default: the model's context")
+    parser.add_argument("--reference-episodes", type=positive_int, default=20, help="random-policy episodes for the reference")
+    parser.add_argument("--max-episode-steps", type=positive_int, default=None)
+    parser.add_argument("--max-minutes", type=positive_float, default=None, help="wall-clock budget of the fine-tuning")
     parser.add_argument("--cache-dir", "--expert-cache", dest="cache_dir", default=None,
                         help="where trained stable-baselines3 experts are cached")
     parser.add_argument("--train-settings", type=json.loads, default=None,

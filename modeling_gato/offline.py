@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .arguments import data_directory, model_directory, positive_int
 from .processing_gato import GatoProcessor, _flatten_nested, _space_kind
 from .sequences import _slice_sample
 
@@ -441,14 +442,14 @@ def offline_table(results: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="a saved model directory (model + processor)")
-    parser.add_argument("--data", required=True, help="an episode directory (from `collect` or a converter)")
+    parser.add_argument("--model", required=True, type=model_directory, help="a saved model directory (model + processor)")
+    parser.add_argument("--data", required=True, type=data_directory, help="an episode directory (from `collect` or a converter)")
     parser.add_argument("--tasks", nargs="*", default=None, help="tasks to score (default: all in --data)")
-    parser.add_argument("--held-out", type=int, default=1,
+    parser.add_argument("--held-out", type=positive_int, default=1,
                         help="score the last K episodes of each task (the ones `train --eval-episodes K` holds out)")
-    parser.add_argument("--context-length", type=int, default=None, help="window in tokens (default: the model's)")
-    parser.add_argument("--stride", type=int, default=None, help="new tokens per window (default: half the window)")
-    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    parser.add_argument("--context-length", type=positive_int, default=None, help="window in tokens (default: the model's)")
+    parser.add_argument("--stride", type=positive_int, default=None, help="new tokens per window (default: half the window)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="windows per forward pass")
     parser.add_argument("--output-dir", default=None, help="where to write results (default: <model>/offline)")
     parser.add_argument("--device", default=None)
 

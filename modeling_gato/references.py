@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
+from .arguments import data_directory, non_negative_int, positive_int, task_name
 from .environments import TaskSpec, expert_cache_dir, get_task
 from .metrics import check_reference
 
@@ -270,13 +271,13 @@ def write_references(data_dir: str, references: dict[str, dict[str, Any]]) -> di
 
 # ---------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="a directory written by `collect`")
-    parser.add_argument("--tasks", nargs="*", default=None, help="tasks to measure (default: every task in --data)")
-    parser.add_argument("--episodes", type=int, default=20, help="episodes per policy (expert and random)")
-    parser.add_argument("--seed", type=int, default=0, help=f"first expert seed; random uses seed + {RANDOM_SEED_OFFSET}")
+    parser.add_argument("--data", required=True, type=data_directory, help="a directory written by `collect`")
+    parser.add_argument("--tasks", nargs="*", type=task_name, default=None, help="tasks to measure (default: every task in --data)")
+    parser.add_argument("--episodes", type=positive_int, default=20, help="episodes per policy (expert and random)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help=f"first expert seed; random uses seed + {RANDOM_SEED_OFFSET}")
     parser.add_argument("--cache-dir", "--expert-cache", dest="cache_dir", default=None,
                         help="where trained experts are cached (default ~/.cache/modeling_gato)")
-    parser.add_argument("--expert-steps", type=int, default=None,
+    parser.add_argument("--expert-steps", type=positive_int, default=None,
                         help="training steps of the stable-baselines3 experts (default: per task, what --data "
                              "recorded for it, else the task's default)")
 

@@ -20,6 +20,8 @@ import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
+from .arguments import positive_int
+
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]  # ids 0, 1, 2, 3
 DEFAULT_TOKENIZER_DIR = Path(__file__).resolve().parent / "assets" / "tokenizer"
 
@@ -79,7 +81,7 @@ def build_tokenizer(vocab_size: int = 32000, max_files: int | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vocab-size", type=int, default=32000)
+    parser.add_argument("--vocab-size", type=positive_int, default=32000)
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_TOKENIZER_DIR)
     args = parser.parse_args(argv)
     tokenizer = build_tokenizer(args.vocab_size)

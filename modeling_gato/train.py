@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from .arguments import data_directory, local_model_directory
 from .cards import card_front_matter, is_generic_card, prepare_card_for_push, usage_snippet
 from .collator import GatoDataCollator
 from .configuration_gato import GatoConfig
@@ -96,6 +97,44 @@ class TrainConfig:
     push_to_hub: bool = False
     hub_model_id: str | None = None
 
+    def check(self) -> TrainConfig:
+        """Every setting in its range, the data and `init_from` directories readable, before any work starts;
+        a ValueError naming the flag otherwise. Returns self."""
+        def fail(name: str, expected: str) -> None:
+            raise ValueError(f"--{name.replace('_', '-')}: expected {expected}, got {getattr(self, name)!r}.")
+
+        for name, (kind, low, high, open_low, open_high) in _SETTING_RANGES.items():
+            value = getattr(self, name)
+            if value is None and name in ("save_total_limit", "max_minutes"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+                fail(name, "an integer" if kind is int else "a number")
+            if not math.isfinite(value) or (value <= low if open_low else value < low) or (
+                    high is not None and (value >= high if open_high else value > high)):
+                lower, upper = ("(" if open_low else "[") + f"{low:g}", "inf)" if high is None else (
+                    f"{high:g}" + (")" if open_high else "]"))
+                fail(name, f"{'an integer' if kind is int else 'a number'} in {lower}, {upper}")
+        if self.variant not in ("tiny", "small", "baseline", "large"):
+            fail("variant", "tiny, small, baseline or large")
+        if self.continuous_embedding not in ("table", "table+fourier"):
+            fail("continuous_embedding", "'table' (the paper's) or 'table+fourier'")
+        for source, weight in self.weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"--weights: expected a finite number >= 0 for {source!r}, got {weight!r}.")
+        if not self.data:
+            raise ValueError("--data: pass at least one directory written by `python -m modeling_gato collect`.")
+        for directory in self.data:
+            try:
+                data_directory(directory)
+            except argparse.ArgumentTypeError as error:
+                raise ValueError(f"--data: {error}.") from None
+        if self.init_from is not None:
+            try:
+                local_model_directory(self.init_from)
+            except argparse.ArgumentTypeError as error:
+                raise ValueError(f"--init-from: {error}.") from None
+        return self
+
     @classmethod
     def from_file(cls, path: str) -> dict[str, Any]:
         with open(path) as f:
@@ -109,6 +148,35 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{path}: unknown training settings {sorted(unknown)}.")
         return values
+
+
+# field: (int or float, low, high or None, low excluded, high excluded)
+_SETTING_RANGES = {
+    "context_length": (int, 1, None, False, False),
+    "max_steps": (int, 1, None, False, False),
+    "batch_size": (int, 1, None, False, False),
+    "gradient_accumulation_steps": (int, 1, None, False, False),
+    "learning_rate": (float, 0, None, True, False),
+    "initial_learning_rate": (float, 0, None, False, False),
+    "final_learning_rate_ratio": (float, 0, 1, False, False),
+    "warmup_steps": (int, 0, None, False, False),
+    "weight_decay": (float, 0, None, False, False),
+    "adam_beta1": (float, 0, 1, False, True),
+    "adam_beta2": (float, 0, 1, False, True),
+    "adam_epsilon": (float, 0, None, True, False),
+    "max_grad_norm": (float, 0, None, True, False),
+    "prompt_probability": (float, 0, 1, False, False),
+    "short_context_probability": (float, 0, 1, False, False),
+    "short_context_timesteps": (int, 1, None, False, False),
+    "eval_episodes": (int, 1, None, False, False),
+    "eval_samples_per_task": (int, 1, None, False, False),
+    "eval_steps": (int, 1, None, False, False),
+    "save_steps": (int, 1, None, False, False),
+    "save_total_limit": (int, 1, None, False, False),
+    "logging_steps": (int, 1, None, False, False),
+    "max_minutes": (float, 0, None, True, False),
+    "seed": (int, 0, None, False, False),
+}
 
 
 # ---------------------------------------------------------------------------- learning rate
@@ -518,8 +586,7 @@ def build_model(config: TrainConfig) -> GatoForCausalModeling:
 
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run training; returns a summary (steps, losses, output directory)."""
-    if not config.data:
-        raise ValueError("data: pass at least one directory written by `python -m modeling_gato collect`.")
+    config.check()
     torch.manual_seed(config.seed)
     processor = GatoProcessor.from_pretrained(config.init_from) if config.init_from else GatoProcessor()
     model = build_model(config)
@@ -655,7 +722,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         value = getattr(args, f.name, None)
         if value is not None:
             values[f.name] = value
-    return TrainConfig(**values)
+    return TrainConfig(**values).check()
 
 
 def main(args: argparse.Namespace) -> int:
