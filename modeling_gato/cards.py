@@ -378,7 +378,7 @@ def prepare_card_for_push(model_dir: str, repo_id: str) -> str | None:
     path = os.path.join(model_dir, "README.md")
     if not os.path.isfile(path):
         return None
-    card = ModelCard.load(path)
+    card = ModelCard(_read(path))  # a local file: read it as text (`ModelCard.load` also answers for Hub ids)
     card.text = USAGE_REPO_ID.sub(lambda match: match.group(1) + json.dumps(repo_id), card.text)
     if card.data.eval_results:
         card.data.model_name = repo_id

@@ -113,7 +113,8 @@ def test_push_refuses_a_directory_without_config(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:  # the command line reports the error in one line, status 2
         main(["push", "--model", str(tmp_path), "--repo-id", "someone/gato", "--results", "unused.json"])
     error = capsys.readouterr().err
-    assert exited.value.code == 2 and "push: error: " in error and "config.json is missing" in error
+    assert exited.value.code == 2 and "push: error: " in error and "has no config.json" in error
+    assert len(error.strip().splitlines()) == 1
     assert (tmp_path / "README.md").read_text() == TRAIN_CARD  # nothing was written before the refusal
 
 
