@@ -43,6 +43,7 @@ setup(
         ],
         "dev": [
             "pytest>=8.0",
+            "hypothesis>=6.100",  # tests/test_processor_properties.py
             # plain minari: the tests record their Minari datasets without `DataCollector`, whose `minari[create]`
             # extra pulls jax and jaxlib (tests/minari_testing.py)
             "minari>=0.5",

@@ -5,7 +5,10 @@ pixels are scaled to [-1, 1] and then divided by sqrt(patch size) = 4. Appendix 
 row and column pixel intervals, normalized by the image size, feed the patch position encoding.
 
 Accepted images: `PIL.Image`, numpy arrays or torch tensors; `(H, W)`, `(H, W, C)` or `(C, H, W)`
-with 1 or 3 channels (1 channel is repeated to 3; RGBA PIL images are converted to RGB). uint8 (and
+with 1 or 3 channels (1 channel is repeated to 3; RGBA PIL images are converted to RGB; RGBA arrays are an
+error). Without `input_data_format`, the layout of a rank-3 array is read from its shape: channels last if the
+last axis has 1 or 3 entries, else channels first if the first axis has; so pass `input_data_format` for an
+image whose height or width is 1 or 3 (e.g. a channels-first `(3, H, 3)` would be read as channels last). uint8 (and
 other integer) pixels are in [0, 255]; float pixels must already be in [0, 1]. Sizes that are not
 multiples of the patch size are padded at the bottom and right with black pixels (value 0); the
 intervals are then normalized by the padded size. Pass `size={"height": h, "width": w}` to resize
@@ -28,7 +31,10 @@ def _to_numpy(image: Any) -> np.ndarray:
             image = image.convert("RGB")
         return np.asarray(image)
     if hasattr(image, "detach") and hasattr(image, "cpu"):  # torch.Tensor
-        return image.detach().cpu().numpy()
+        image = image.detach().cpu()
+        if str(image.dtype) == "torch.bfloat16":  # numpy has no bfloat16
+            image = image.float()
+        return image.numpy()
     return np.asarray(image)
 
 
@@ -105,9 +111,10 @@ class GatoImageProcessor(BaseImageProcessor):
                 )
             array = array.astype(np.float32) / 255.0
         else:
-            array = array.astype(np.float32)
             if not np.isfinite(array).all():
                 raise ValueError(f"{field}: the image has NaN or infinite pixels; expected floats in [0, 1].")
+            with np.errstate(over="ignore"):  # values beyond float32's range become inf: reported just below
+                array = array.astype(np.float32)
             if array.min() < 0.0 or array.max() > 1.0:
                 raise ValueError(
                     f"{field}: float pixels must be in [0, 1], got values in [{array.min():.4g}, {array.max():.4g}]"

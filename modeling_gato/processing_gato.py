@@ -78,7 +78,8 @@ class GatoDiscretizer:
     def mu_law(self, x: np.ndarray) -> np.ndarray:
         """F(x), not clipped."""
         x = np.asarray(x, dtype=np.float64)
-        return np.sign(x) * np.log(np.abs(x) * self.mu + 1.0) / np.log(self.m * self.mu + 1.0)
+        with np.errstate(over="ignore"):  # |x| near the float64 limit: log(inf) = inf, clipped to 1 by encode
+            return np.sign(x) * np.log(np.abs(x) * self.mu + 1.0) / np.log(self.m * self.mu + 1.0)
 
     def inverse_mu_law(self, y: np.ndarray) -> np.ndarray:
         """F^-1(y) for y in [-1, 1]."""
@@ -93,7 +94,7 @@ class GatoDiscretizer:
         torch tensor out, anything else gives a numpy int64 array.
         """
         as_torch = _is_torch(x)
-        values = np.asarray(x.detach().cpu().numpy() if as_torch else x, dtype=np.float64)
+        values = _real_array(x, field).astype(np.float64)
         if not np.isfinite(values).all():
             bad = np.argwhere(~np.isfinite(values))[0].tolist()
             raise ValueError(f"{field}: expected finite floats, got {values[tuple(bad)]} at index {bad}.")
@@ -110,7 +111,7 @@ class GatoDiscretizer:
         else a float64 numpy array.
         """
         as_torch = _is_torch(ids)
-        array = np.asarray(ids.detach().cpu().numpy() if as_torch else ids)
+        array = _real_array(ids, field)
         if array.size and not np.issubdtype(array.dtype, np.integer):
             if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
                 raise ValueError(f"{field}: expected integer token ids, got dtype {array.dtype}.")
@@ -132,6 +133,24 @@ class GatoDiscretizer:
 
 def _is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    """A numpy view of `x`; torch tensors of dtypes numpy lacks (bfloat16) are widened to float32 first."""
+    if _is_torch(x):
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":
+            x = x.float()
+        return x.numpy()
+    return np.asarray(x)
+
+
+def _real_array(x: Any, field: str) -> np.ndarray:
+    """`x` as a numpy array of real numbers (complex values are an error: casting would drop the imaginary part)."""
+    array = _to_numpy(x)
+    if np.iscomplexobj(array):
+        raise ValueError(f"{field}: expected real numbers, got complex values (dtype {array.dtype}).")
+    return array
 
 
 def _like(array: np.ndarray, reference: Any) -> Any:
@@ -233,12 +252,11 @@ class GatoProcessor(ProcessorMixin):
                 array = array.astype(np.int64)
             elif not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
                 raise ValueError(f"{field}: expected integers in [0, {self.num_discrete_values}), got {array.tolist()[:8]}.")
-        array = array.astype(np.int64)
-        if array.min() < 0 or array.max() >= self.num_discrete_values:
+        if array.min() < 0 or array.max() >= self.num_discrete_values:  # before the cast, which could wrap around
             raise ValueError(
                 f"{field}: expected integers in [0, {self.num_discrete_values}), got values in [{array.min()}, {array.max()}]."
             )
-        return array
+        return array.astype(np.int64)
 
     def tokenize_continuous(self, values: Any, mu_law: bool = True, field: str = "continuous values") -> np.ndarray:
         """Continuous values (any shape, flattened row-major) as ids in `[continuous_offset, continuous_offset + num_bins)`."""
@@ -370,7 +388,13 @@ class GatoProcessor(ProcessorMixin):
 
     def _encode_continuous_column(self, column: Sequence[Any], mu_law: bool, where: str) -> list[np.ndarray]:
         try:
-            matrix = np.asarray(column, dtype=np.float64)
+            matrix = np.asarray(column)
+        except (ValueError, TypeError):
+            matrix = None
+        if matrix is not None and np.iscomplexobj(matrix):
+            raise ValueError(f"{where}: expected real numbers, got complex values (dtype {matrix.dtype}).")
+        try:
+            matrix = np.asarray(column, dtype=np.float64) if matrix is not None else None
         except (ValueError, TypeError):
             matrix = None
         if matrix is not None and matrix.ndim >= 1 and matrix.dtype != object:
@@ -601,22 +625,51 @@ class GatoProcessor(ProcessorMixin):
 
         `Discrete(n)` / `MultiDiscrete(nvec)` -> the integer values (minus `start`); `Box(low, high)` -> each dimension
         mapped linearly from its bounds to [-1, 1] and binned uniformly (no mu-law).
+
+        Box rules (the same in `decode_action`):
+
+        - a finite value outside `[low, high]` is clipped to the bounds; NaN or infinite values are an error;
+        - a dimension with an infinite bound (either side) is not rescaled: its value is taken to be in [-1, 1]
+          already and clipped there (like `environments.action_to_column`);
+        - a constant dimension (`low == high`) encodes to the middle bin whatever the value;
+        - `low > high`, NaN bounds and `[inf, inf]` / `[-inf, -inf]` are an error; so is an action whose size is
+          not the Box's.
+
+        Discrete actions outside the space (`[start, start + n)` per dimension) are an error.
         """
         kind = _space_kind(action_space)
         if kind == "box":
-            values = np.asarray(action, dtype=np.float64).reshape(-1)
+            values = _real_array(action, "continuous_actions").astype(np.float64).reshape(-1)
+            shape = tuple(action_space.shape)
+            expected = int(np.prod(shape)) if shape else 1
+            if values.size != expected:
+                raise ValueError(f"continuous_actions: expected {expected} values for a Box{shape}, got {values.size}.")
             low, high = _box_bounds(action_space, values.size)
-            normalized = np.where(np.isfinite(low) & np.isfinite(high), 2 * (values - low) / (high - low) - 1, values)
+            if not np.isfinite(values).all():
+                raise ValueError(f"continuous_actions: expected finite floats, got {values.tolist()}.")
+            bounded = np.isfinite(low) & np.isfinite(high)
+            inside = np.clip(values, low, high)
+            with np.errstate(all="ignore"):
+                span = high - low
+                # bounds near the float64 limit: the same map through the half-width, which does not overflow
+                normalized = np.where(
+                    np.isfinite(span),
+                    2 * (inside - low) / np.where(span > 0, span, 1.0) - 1,
+                    (inside / 2 - low / 2) / (high / 2 - low / 2) * 2 - 1,
+                )
+            normalized = np.where(bounded, np.where(high > low, normalized, 0.0), values)
             return self.discretizer.encode(np.clip(normalized, -1, 1), mu_law=False, field="continuous_actions")
-        values = np.asarray(action).reshape(-1) - _discrete_start(action_space)
-        return self.tokenize_discrete(values, field="discrete_actions")
+        values = _real_array(action, "discrete_actions").reshape(-1)
+        _check_discrete_action(values, action_space, kind)
+        return self.tokenize_discrete(values - _discrete_start(action_space), field="discrete_actions")
 
     def decode_action(self, action_ids: Any, action_space: Any) -> Any:
         """Action token ids back into an action of `action_space` (gymnasium-style, duck-typed).
 
         Continuous ids are mapped to bin centres in [-1, 1] and then to the Box bounds (float32, the Box's
         shape); discrete ids are checked against the space and returned as `int` (Discrete) or an int64 array
-        (MultiDiscrete).
+        (MultiDiscrete). Box rules as in `encode_action`: a dimension with an infinite bound gets the bin centre
+        itself (in [-1, 1]), clipped into `[low, high]`; a constant dimension (`low == high`) gets `low`.
         """
         ids = np.asarray(action_ids.detach().cpu().numpy() if _is_torch(action_ids) else action_ids).reshape(-1)
         kind = _space_kind(action_space)
@@ -625,10 +678,15 @@ class GatoProcessor(ProcessorMixin):
             expected = int(np.prod(shape)) if shape else 1
             if ids.size != expected:
                 raise ValueError(f"action ids: expected {expected} continuous ids for a Box{shape}, got {ids.size}.")
+            low, high = _box_bounds(action_space, ids.size)
             values = self.discretizer.decode(ids, mu_law=False, field="continuous action ids")
-            low, high = _box_bounds(action_space, values.size)
             bounded = np.isfinite(low) & np.isfinite(high)
-            scaled = np.where(bounded, low + (values + 1) / 2 * (high - low), values)
+            with np.errstate(all="ignore"):
+                span = high - low
+                # bounds near the float64 limit: the same map through the half-width, which does not overflow
+                halves = low / 2 + high / 2 + values * (high / 2 - low / 2)
+                scaled = np.where(np.isfinite(span), low + (values + 1) / 2 * span, halves)
+            scaled = np.clip(np.where(bounded, scaled, values), low, high)
             return scaled.reshape(shape).astype(getattr(action_space, "dtype", np.float32) or np.float32)
         start = _discrete_start(action_space)
         if kind == "discrete":
@@ -679,12 +737,11 @@ def _flatten_nested(values: Any, field: str) -> np.ndarray:
     if isinstance(values, Mapping):
         parts = [_flatten_nested(values[key], f"{field}[{key!r}]") for key in sorted(values)]
         return np.concatenate(parts) if parts else np.zeros(0)
-    if _is_torch(values):
-        values = values.detach().cpu().numpy()
     try:
-        array = np.asarray(values)
+        array = _to_numpy(values)
     except ValueError as error:
         raise ValueError(f"{field}: expected a number or a (nested) array of numbers: {error}") from None
+    array = _real_array(array, field)
     if array.dtype == object:
         raise ValueError(f"{field}: expected numbers, got a ragged or non-numeric value {values!r:.80}.")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
@@ -717,9 +774,43 @@ def _discrete_start(space: Any) -> Any:
 
 
 def _box_bounds(space: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
-    low = np.broadcast_to(np.asarray(space.low, dtype=np.float64).reshape(-1), (size,))
-    high = np.broadcast_to(np.asarray(space.high, dtype=np.float64).reshape(-1), (size,))
+    """A Box's bounds, flattened to `size` values; NaN bounds, `low > high` and `[inf, inf]` are an error."""
+    bounds = []
+    for name in ("low", "high"):
+        bound = np.asarray(getattr(space, name), dtype=np.float64).reshape(-1)
+        if bound.size not in (1, size):
+            raise ValueError(f"action_space: Box {name} has {bound.size} values, expected {size}.")
+        bounds.append(np.broadcast_to(bound, (size,)))
+    low, high = bounds
+    if np.isnan(low).any() or np.isnan(high).any():
+        raise ValueError(f"action_space: Box bounds must not be NaN, got low={low.tolist()}, high={high.tolist()}.")
+    if (low > high).any():
+        index = int(np.argmax(low > high))
+        raise ValueError(f"action_space: Box low > high in dimension {index} ({low[index]} > {high[index]}).")
+    if (low == np.inf).any() or (high == -np.inf).any():
+        index = int(np.argmax((low == np.inf) | (high == -np.inf)))
+        raise ValueError(f"action_space: Box dimension {index} has no finite value ([{low[index]}, {high[index]}]).")
     return low, high
+
+
+def _check_discrete_action(values: np.ndarray, space: Any, kind: str) -> None:
+    """A Discrete / MultiDiscrete action must have the space's size and lie in `[start, start + n)` per dimension."""
+    if kind == "discrete":
+        n = np.asarray([int(space.n)])
+    else:
+        n = np.asarray(space.nvec).reshape(-1)
+    if values.size != n.size:
+        raise ValueError(f"discrete_actions: expected {n.size} values for the action space, got {values.size}.")
+    start = np.broadcast_to(np.asarray(_discrete_start(space)).reshape(-1), n.shape)
+    if values.size and (np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_):
+        with np.errstate(invalid="ignore"):
+            outside = ~((values >= start) & (values < start + n))
+        if outside.any():
+            if kind == "discrete":
+                expected = f"[{start[0]}, {start[0] + n[0]})"
+            else:
+                expected = f"[{start.tolist()}, {(start + n).tolist()}) per dimension"
+            raise ValueError(f"discrete_actions: action {values.tolist()} is outside the space: expected integers in {expected}.")
 
 
 __all__ = ["GatoProcessor", "GatoDiscretizer"]
