@@ -27,6 +27,7 @@ and from iterable / streaming datasets (a bounded shuffle buffer of episodes per
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -60,6 +61,10 @@ def training_row_count(total: int) -> int:
     """How many of a text, caption or VQA dataset's `total` rows are trained on: all but the last 5% (at least one
     held out, at least one kept)."""
     return max(1, total - max(1, total // 20))
+
+
+def _nbytes(sample: Mapping[str, Any]) -> int:
+    return sum(value.nbytes for value in sample.values() if isinstance(value, np.ndarray))
 
 
 def _slice_sample(sample: Mapping[str, np.ndarray], start: int, end: int) -> dict[str, np.ndarray]:
@@ -109,7 +114,11 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         prompt_tokens: token budget of a prompt (default a quarter of the context).
         seed: base seed; each dataloader worker and each `set_epoch` gets its own stream.
         shuffle_buffer: episodes kept per task when a source is iterable (streaming).
-        token_cache_size: tokenized rows kept (least recently used first out); memory stays bounded.
+        token_cache_size: tokenized rows kept at most (least recently used first out).
+        token_cache_bytes: bytes of tokenized rows kept at most (1 GiB): memory stays bounded. A sample reads a
+            random episode per window, so the cache should hold every training episode: the 60-minute demo's 304
+            episodes tokenize to ~90 MiB, and with 64 rows cached its samples took 10-25x longer to build
+            (`benchmarks/builder_bench.py`).
         short_context_probability: fraction of episode samples packed from independent short windows (0: none,
             the paper's sampling).
         short_context_timesteps: the longest short window, in timesteps (each window's length is uniform in
@@ -128,7 +137,8 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         prompt_tokens: int | None = None,
         seed: int = 0,
         shuffle_buffer: int = 64,
-        token_cache_size: int = 64,
+        token_cache_size: int = 8192,
+        token_cache_bytes: int = 1 << 30,
         short_context_probability: float = 0.0,
         short_context_timesteps: int = 1,
     ):
@@ -161,7 +171,9 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         self.short_context_timesteps = short_context_timesteps
         self._task_layout: dict[str, tuple[tuple[str, ...], int]] = {}
         self.token_cache_size = token_cache_size
+        self.token_cache_bytes = token_cache_bytes
         self._token_cache: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+        self._token_cache_used = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -170,7 +182,9 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
     def _row_reader(self, source: Source, rng: np.random.Generator):
         """A function returning `(episode index, row)` drawn at random from the source.
 
-        Map-style datasets are read by random index (Arrow is memory-mapped: nothing is loaded up front).
+        Map-style datasets are read by random index (Arrow is memory-mapped: nothing is loaded up front); their row
+        comes as a function that reads it, called only when the row is not already tokenized in the cache (reading
+        an episode decodes all of its images: reading before looking in the cache took most of a sample's time).
         Iterable (streaming) sources go through a shuffle buffer of `shuffle_buffer` rows, restarted when exhausted.
         """
         dataset = source.dataset
@@ -180,7 +194,7 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
 
             def read_random():
                 index = int(rng.integers(len(dataset)))
-                return index, dataset[index]
+                return index, functools.partial(dataset.__getitem__, index)
 
             return read_random
 
@@ -212,10 +226,12 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         if key in self._token_cache:  # episodes are long and reused: keep the last few tokenized (bounded memory)
             self._token_cache[key] = self._token_cache.pop(key)
             return self._token_cache[key]
-        sample = self._tokenize_row(index, row, source)
+        sample = self._tokenize_row(index, row() if callable(row) else row, source)
         self._token_cache[key] = sample
-        while len(self._token_cache) > self.token_cache_size:
-            self._token_cache.pop(next(iter(self._token_cache)))
+        self._token_cache_used += _nbytes(sample)
+        while len(self._token_cache) > 1 and (len(self._token_cache) > self.token_cache_size
+                                              or self._token_cache_used > self.token_cache_bytes):
+            self._token_cache_used -= _nbytes(self._token_cache.pop(next(iter(self._token_cache))))
         return sample
 
     def _tokenize_row(self, index: int, row: Mapping[str, Any], source: Source) -> dict[str, np.ndarray]:

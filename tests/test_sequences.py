@@ -211,3 +211,49 @@ def test_segments_become_a_block_diagonal_causal_mask_and_windows_compute_alone(
     # A batch without packed rows keeps the usual 2-D mask.
     plain = collator(take(GatoSequenceBuilder(processor, episodes, context_length=42, seed=0), 2))
     assert plain["attention_mask"].shape == (2, 42)
+
+
+class CountingDataset:
+    """A map-style dataset that counts the rows read from it."""
+
+    def __init__(self, dataset):
+        self.dataset, self.reads = dataset, 0
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return self.dataset[index]
+
+
+def test_a_cached_episode_is_not_read_again_and_the_cache_does_not_change_the_stream(processor):
+    rows = Dataset.from_list(numbered_episodes(1, count=5))
+    reference = take(GatoSequenceBuilder(processor, {"t": rows}, context_length=42, seed=0,
+                                         short_context_probability=0.5, short_context_timesteps=2), 40)
+    counting = CountingDataset(rows)
+    builder = GatoSequenceBuilder(processor, {"t": counting}, context_length=42, seed=0, short_context_probability=0.5,
+                                  short_context_timesteps=2)
+    samples = take(builder, 40)
+    assert counting.reads == 5  # every episode read (and tokenized) once, however many windows it gave
+    one_row = CountingDataset(rows)  # a cache of one row: re-read often, same samples
+    small = take(GatoSequenceBuilder(processor, {"t": one_row}, context_length=42, seed=0,
+                                     short_context_probability=0.5, short_context_timesteps=2, token_cache_size=1), 40)
+    assert one_row.reads > 40
+    for a, b, c in zip(reference, samples, small):
+        for key in ("input_ids", "loss_mask", "segment_ids", "attention_mask"):
+            assert a[key].tolist() == b[key].tolist() == c[key].tolist()
+
+
+def test_the_token_cache_stays_within_its_byte_budget(processor):
+    rows = Dataset.from_list(numbered_episodes(1, count=6))
+    builder = GatoSequenceBuilder(processor, {"t": rows}, context_length=42, seed=0, short_context_probability=1.0)
+    take(builder, 20)
+    one = max(sum(v.nbytes for v in s.values() if isinstance(v, np.ndarray)) for s in builder._token_cache.values())
+    assert len(builder._token_cache) == 6
+    bounded = GatoSequenceBuilder(processor, {"t": rows}, context_length=42, seed=0, short_context_probability=1.0,
+                                  token_cache_bytes=2 * one)
+    take(bounded, 20)
+    assert 1 <= len(bounded._token_cache) <= 2
+    assert bounded._token_cache_used == sum(sum(v.nbytes for v in s.values() if isinstance(v, np.ndarray))
+                                            for s in bounded._token_cache.values()) <= 2 * one
