@@ -722,7 +722,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         value = getattr(args, f.name, None)
         if value is not None:
             values[f.name] = value
-    return TrainConfig(**values).check()
+    return TrainConfig(**values)
 
 
 def main(args: argparse.Namespace) -> int:

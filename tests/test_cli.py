@@ -35,7 +35,12 @@ def test_core_demo_runs_end_to_end(tmp_path):
 
 
 def test_bad_input_ends_with_a_one_line_error_not_a_traceback(tmp_path):
-    result = run("evaluate", "--model", str(tmp_path / "no-model"), "--data", str(tmp_path))
+    (tmp_path / "manifest.json").write_text("{}")
+    result = run("evaluate", "--model", "org/gato-small", "--data", str(tmp_path))  # a Hub id, nowhere to write
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "evaluate: error: --model" in result.stderr and "--output-dir" in result.stderr
+    result = run("evaluate", "--model", str(tmp_path / "no" / "model"), "--data", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().endswith("error: argument --model: no such model directory: "
+                                          f"{tmp_path / 'no' / 'model'} (nor a Hub id org/name) (see --help)")

@@ -132,7 +132,7 @@ def test_expert_steps_are_recorded_and_reused(tmp_path):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     for flag in ("--cache-dir", "--expert-cache"):
-        assert parser.parse_args(["--data", "d", flag, "/tmp/x"]).cache_dir == "/tmp/x"
+        assert parser.parse_args(["--data", str(data), flag, "/tmp/x"]).cache_dir == "/tmp/x"
 
 
 def test_write_json_atomic_keeps_the_old_file_on_failure(tmp_path):
