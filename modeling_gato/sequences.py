@@ -117,8 +117,8 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         token_cache_size: tokenized rows kept at most (least recently used first out).
         token_cache_bytes: bytes of tokenized rows kept at most (1 GiB): memory stays bounded. A sample reads a
             random episode per window, so the cache should hold every training episode: the 60-minute demo's 304
-            episodes tokenize to ~90 MiB, and with 64 rows cached its samples took 10-25x longer to build
-            (`benchmarks/builder_bench.py`).
+            episodes tokenize to ~90 MiB, and with 64 rows cached its samples took 50-60x longer to build
+            (59 against 1.1 ms a sample with the default mixture; `benchmarks/builder_bench.py`).
         short_context_probability: fraction of episode samples packed from independent short windows (0: none,
             the paper's sampling).
         short_context_timesteps: the longest short window, in timesteps (each window's length is uniform in
