@@ -6,9 +6,9 @@ installed. The shipped files must import only torch, transformers, numpy and Pil
 duck-typed by their class name) and only shipped modules of this package.
 
 - Tokenized samples (the processor's `episodes` output as numpy arrays, one row): `TOKEN_KEYS`, `slice_sample`,
-  `concatenate_samples` (the same as `sequences._slice_sample` / `sequences._concatenate`, which training uses).
-- Gymnasium observations as SPEC observation columns: `observation_to_columns` (the same as
-  `environments.observation_to_columns`, which collection uses; tests/test_pipelines.py checks that they agree).
+  `concatenate_samples` (training's sequence builder imports them from here).
+- Gymnasium observations as SPEC observation columns: `observation_to_columns`, `column_of_space` (`environments`
+  re-exports them for collection: one implementation).
 """
 
 from __future__ import annotations

@@ -35,6 +35,9 @@ from typing import Any
 
 import numpy as np
 
+# One implementation, shipped with saved models for the agent (numpy only): re-exported here.
+from .acting_utils import _space_name, column_of_space, observation_to_columns  # noqa: F401
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -124,60 +127,7 @@ def _seeded_goal_wrapper() -> type:
 
 
 # ---------------------------------------------------------------------------- spaces <-> columns
-def _space_name(space: Any) -> str:
-    return type(space).__name__
-
-
-def column_of_space(space: Any, key: str = "observation") -> str:
-    """Which SPEC column a (leaf) observation space goes to."""
-    name = _space_name(space)
-    if name in ("Discrete", "MultiDiscrete", "MultiBinary"):
-        return "discrete_observations"
-    if name == "Text" or name.endswith("MissionSpace"):  # BabyAI uses BabyAIMissionSpace
-        return "text_observations"
-    if name == "Box":
-        if np.dtype(space.dtype) == np.uint8 and len(space.shape) == 3:
-            return "image_observations"
-        return "continuous_observations"
-    raise ValueError(f"observation space {key!r} of type {name} is not supported: expected Box, Discrete, "
-                     "MultiDiscrete, MultiBinary, Text or a Dict of those.")
-
-
-def observation_to_columns(observation: Any, space: Any) -> dict[str, Any]:
-    """A gymnasium observation as SPEC observation columns (one timestep).
-
-    Dict observations are walked in the lexicographic order of their keys; several keys that map to the same
-    column are concatenated (numbers), joined (text) or refused (two images).
-    """
-    leaves: list[tuple[str, Any, Any]] = []
-
-    def walk(value, sub_space, key):
-        if _space_name(sub_space) == "Dict":
-            for child in sorted(sub_space.spaces):
-                walk(value[child], sub_space.spaces[child], f"{key}.{child}" if key else child)
-        else:
-            leaves.append((key or "observation", value, sub_space))
-
-    walk(observation, space, "")
-    columns: dict[str, Any] = {}
-    for key, value, sub_space in leaves:
-        column = column_of_space(sub_space, key)
-        if column == "image_observations":
-            if column in columns:
-                raise ValueError(f"observation {key!r}: only one image per timestep is supported.")
-            columns[column] = np.asarray(value, dtype=np.uint8)
-        elif column == "text_observations":
-            columns[column] = f"{columns[column]} {value}" if column in columns else str(value)
-        elif column == "discrete_observations":
-            start = np.asarray(getattr(sub_space, "start", 0)).reshape(-1)
-            values = (np.asarray(value).reshape(-1) - start).astype(np.int64)
-            columns[column] = np.concatenate([columns[column], values]) if column in columns else values
-        else:
-            values = np.asarray(value, dtype=np.float32).reshape(-1)
-            columns[column] = np.concatenate([columns[column], values]) if column in columns else values
-    return columns
-
-
+# `column_of_space` and `observation_to_columns` (observations -> SPEC columns) live in `acting_utils`.
 def action_to_column(action: Any, space: Any) -> tuple[str, Any]:
     """An environment action as (column, stored value): Box -> bounds mapped to [-1, 1] (clipped)."""
     name = _space_name(space)

@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .acting_utils import TOKEN_KEYS
+from .acting_utils import concatenate_samples as _concatenate
+from .acting_utils import slice_sample as _slice_sample
 from .processing_gato import GatoProcessor
-
-TOKEN_KEYS = ("input_ids", "patch_mask", "local_positions", "action_mask", "loss_mask")
 
 
 @dataclass
@@ -67,16 +68,6 @@ def _nbytes(sample: Mapping[str, Any]) -> int:
     return sum(value.nbytes for value in sample.values() if isinstance(value, np.ndarray))
 
 
-def _slice_sample(sample: Mapping[str, np.ndarray], start: int, end: int) -> dict[str, np.ndarray]:
-    """Tokens [start, end) of a tokenized sample, with the patches that fall inside."""
-    first_patch = int(sample["patch_mask"][:start].sum())
-    num_patches = int(sample["patch_mask"][start:end].sum())
-    out = {key: sample[key][start:end] for key in TOKEN_KEYS}
-    out["patches"] = sample["patches"][first_patch : first_patch + num_patches]
-    out["patch_intervals"] = sample["patch_intervals"][first_patch : first_patch + num_patches]
-    return out
-
-
 def _uniform_full_start(episode: Mapping[str, np.ndarray], budget: int, rng: np.random.Generator) -> int:
     """A starting timestep drawn uniformly among those whose window is as full as whole timesteps allow.
 
@@ -89,13 +80,6 @@ def _uniform_full_start(episode: Mapping[str, np.ndarray], budget: int, rng: np.
     remaining = total - starts
     full = np.flatnonzero(remaining >= max(budget - longest + 1, 1))
     return int(rng.integers(int(full[-1]) + 1)) if len(full) else 0
-
-
-def _concatenate(parts: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    out = {key: np.concatenate([p[key] for p in parts]) for key in TOKEN_KEYS}
-    out["patches"] = np.concatenate([p["patches"] for p in parts])
-    out["patch_intervals"] = np.concatenate([p["patch_intervals"] for p in parts])
-    return out
 
 
 class GatoSequenceBuilder(torch.utils.data.IterableDataset):
