@@ -225,7 +225,8 @@ def run_full_demo(args: argparse.Namespace) -> None:
     episodes = 2 if quick else args.eval_episodes
     results = evaluate(model, processor, data_dir, os.path.join(out, "eval"), episodes=episodes, seed=1000,
                        env_seed=args.seed + 1, max_episode_steps=20 if quick else None, num_envs=min(episodes, 8),
-                       videos=0 if quick else 1, model_dir=config.output_dir, expert_cache=args.expert_cache)
+                       videos=0 if quick else 1, model_dir=config.output_dir, expert_cache=args.expert_cache,
+                       fresh=True)  # the model was just trained: a journal of an earlier demo run is stale
     timings["evaluate"] = time.time() - started - timings["collect"] - timings["train"]
 
     # 4. samples and the report

@@ -128,7 +128,7 @@ def adapt(
             results = evaluate(model, processor, data_dir, os.path.join(output_dir, name), tasks=[task],
                                episodes=eval_episodes, seed=eval_seed, env_seed=env_seed,
                                max_episode_steps=max_episode_steps, expert_cache=cache_dir, progress=progress,
-                               **options)
+                               fresh=True, **options)  # the model was just (re)trained: an old journal is stale
         minutes[name] = (time.time() - clock) / 60
         baselines[name] = {policy: rows[task] for policy, rows in results.get("baselines", {}).items() if task in rows}
         return results["tasks"][task], {k: v.detach().clone() for k, v in model.state_dict().items()}
