@@ -187,6 +187,17 @@ def text_corpus(max_paragraphs: int | None = None, min_characters: int = 200) ->
 
 
 # ---------------------------------------------------------------------------- writing
+def _move_into_place(partial: str, target: str) -> None:
+    """Rename the finished `partial` directory to `target`, replacing an existing `target` (moved aside first)."""
+    if os.path.exists(target):
+        old = f"{target}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        os.replace(target, old)
+        os.replace(partial, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(partial, target)
+
+
 @contextlib.contextmanager
 def atomic_directory(output_dir: str, overwrite: bool = False) -> Iterator[str]:
     """Yield a directory beside `output_dir` to write into; renamed into place (os.replace) only on success."""
@@ -197,13 +208,7 @@ def atomic_directory(output_dir: str, overwrite: bool = False) -> Iterator[str]:
     os.makedirs(partial)
     try:
         yield partial
-        if os.path.exists(target):
-            old = f"{target}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            os.replace(target, old)
-            os.replace(partial, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(partial, target)
+        _move_into_place(partial, target)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -435,13 +440,7 @@ def collect(
             shutil.rmtree(os.path.join(partial, COLLECT_STATE))
         with open(os.path.join(partial, "manifest.json")) as f:
             manifest = json.load(f)
-        if os.path.exists(target):
-            old = f"{target}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            os.replace(target, old)
-            os.replace(partial, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(partial, target)
+        _move_into_place(partial, target)
     return manifest
 
 
