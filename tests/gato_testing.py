@@ -5,6 +5,20 @@ import numpy as np
 from modeling_gato import GatoConfig
 
 
+def save_acting_model(directory):
+    """A tiny model whose actions vary with its input (initializer range 0.5, seed 0), saved with a processor into
+    `directory`, as the evaluation tests play it; returns the model."""
+    import torch
+
+    from modeling_gato import GatoForCausalModeling, GatoProcessor
+
+    torch.manual_seed(0)
+    model = GatoForCausalModeling(tiny_config(initializer_range=0.5, max_position_embeddings=512)).eval()
+    model.save_pretrained(directory)
+    GatoProcessor().save_pretrained(directory)
+    return model
+
+
 def tiny_config(**overrides) -> GatoConfig:
     """A model small enough for CPU tests, with the paper's token layout (vocab 33025)."""
     sizes = dict(

@@ -5,10 +5,9 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
-from gato_testing import tiny_config
+from gato_testing import save_acting_model
 
-from modeling_gato import GatoForCausalModeling, GatoProcessor
+from modeling_gato import GatoProcessor
 from modeling_gato.evaluate import BASELINES, evaluate, reference_of, results_table
 
 pytest.importorskip("minigrid")
@@ -19,11 +18,8 @@ TASKS = ["BabyAI-GoToRedBallGrey-v0", "CartPole-v1"]
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    torch.manual_seed(0)
-    model = GatoForCausalModeling(tiny_config(initializer_range=0.5, max_position_embeddings=512)).eval()
     directory = tmp_path_factory.mktemp("model")
-    model.save_pretrained(directory)
-    GatoProcessor().save_pretrained(directory)
+    model = save_acting_model(directory)
     (directory / "README.md").write_text("---\nlicense: apache-2.0\n---\n\n# A tiny Gato\n\nTrained for a test.\n")
     return model, directory
 

@@ -13,10 +13,9 @@ import time
 
 import numpy as np
 import pytest
-import torch
-from gato_testing import tiny_config
+from gato_testing import save_acting_model
 
-from modeling_gato import GatoForCausalModeling, GatoProcessor
+from modeling_gato import GatoProcessor
 from modeling_gato.jobs import Journal, OutputLock, OutputLockedError, differences
 
 gymnasium = pytest.importorskip("gymnasium")
@@ -202,11 +201,8 @@ def _cli(arguments, cwd=None, check=True):
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    torch.manual_seed(0)
-    model = GatoForCausalModeling(tiny_config(initializer_range=0.5, max_position_embeddings=512)).eval()
     directory = tmp_path_factory.mktemp("model")
-    model.save_pretrained(directory)
-    GatoProcessor().save_pretrained(directory)
+    save_acting_model(directory)
     return directory
 
 
