@@ -22,8 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from modeling_gato import GatoProcessor  # noqa: E402
-from modeling_gato.sequences import GatoSequenceBuilder  # noqa: E402
-from modeling_gato.train import split_sources  # noqa: E402
+from modeling_gato.data.sequences import GatoSequenceBuilder  # noqa: E402
+from modeling_gato.training.train import split_sources  # noqa: E402
 
 DEMO_WEIGHTS = {"babyai": 2.0, "text": 0.1, "captions": 0.5, "vqa": 0.25}
 

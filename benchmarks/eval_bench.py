@@ -28,10 +28,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from modeling_gato import GatoConfig, GatoForCausalModeling, GatoProcessor  # noqa: E402
+from modeling_gato.acting.rollouts import gato_policy, run_episodes  # noqa: E402
 from modeling_gato.agent import GatoAgent  # noqa: E402
-from modeling_gato.environments import get_task, make_env  # noqa: E402
-from modeling_gato.evaluate import play_episode  # noqa: E402
-from modeling_gato.rollouts import gato_policy, run_episodes  # noqa: E402
+from modeling_gato.envs.tasks import get_task, make_env  # noqa: E402
+from modeling_gato.evaluation.evaluate import play_episode  # noqa: E402
 
 DEFAULT_MODEL = os.path.join(ROOT, "outputs", "demo-2", "model")
 DEFAULT_DATA = os.path.join(ROOT, "outputs", "demo-full", "data")

@@ -1,7 +1,7 @@
 """Closed-loop learning curve: expert-normalized score per domain against training tokens, from checkpoints.
 
 Plays every `checkpoint-<step>` of a training run (and the final model) in every task's environment with
-`modeling_gato.evaluate` (the model only, greedy, the same episode seeds for every checkpoint), and writes
+`modeling_gato.evaluation.evaluate` (the model only, greedy, the same episode seeds for every checkpoint), and writes
 `learning_curve.md`, `learning_curve.json` and `learning_curve.png`: per domain and overall, the mean of task
 scores and the IQM with its 95% stratified-bootstrap interval, against the tokens trained on
 (`step x batch x accumulation x context`, from `training_config.json`).
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from modeling_gato import GatoForCausalModeling, GatoProcessor
-    from modeling_gato.evaluate import acting_settings, evaluate
+    from modeling_gato.evaluation.evaluate import acting_settings, evaluate
 
     with open(os.path.join(args.model, "training_config.json")) as f:
         training = json.load(f)

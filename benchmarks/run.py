@@ -129,7 +129,7 @@ def bench_processor(processor, quick: bool):
 
     import datasets
 
-    from modeling_gato.sequences import GatoSequenceBuilder
+    from modeling_gato.data.sequences import GatoSequenceBuilder
 
     dataset = datasets.Dataset.from_list([{k: v for k, v in e.items()} for e in episodes])
     builder = GatoSequenceBuilder(processor, {"metaworld": dataset}, seed=0)

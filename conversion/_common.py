@@ -18,7 +18,7 @@ class PickleRefusedError(ValueError):
 
 
 # ---------------------------------------------------------------------------- atomic output
-from modeling_gato.collect import atomic_directory  # noqa: E402,F401  (one implementation, shared with collect)
+from modeling_gato.utils.jobs import atomic_directory  # noqa: E402,F401  (one implementation, shared with collect)
 
 
 def write_rows(rows: Callable[[], Iterator[dict]], features, path: str, scratch: str) -> int:

@@ -68,7 +68,7 @@ def _leaves(values: Any, space, key: str = "") -> list[tuple[str, Any, Any]]:
 
 def observation_columns(observations: Any, space, steps: int) -> dict[str, list]:
     """Minari's batched observations (leading axis T or T+1) -> SPEC columns of `steps` timesteps."""
-    from modeling_gato.environments import column_of_space
+    from modeling_gato.envs.tasks import column_of_space
 
     columns: dict[str, list] = {}
     numeric: dict[str, list[np.ndarray]] = {}
@@ -130,7 +130,7 @@ def default_task_name(dataset) -> str:
 
 
 def _column_kinds(dataset) -> dict[str, str]:
-    from modeling_gato.environments import column_of_space
+    from modeling_gato.envs.tasks import column_of_space
 
     kinds: dict[str, str] = {}
 
@@ -162,7 +162,7 @@ def convert(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Convert Minari datasets (ids or directories) into one episode directory; returns the manifest."""
-    from modeling_gato.environments import describe_action_space
+    from modeling_gato.envs.tasks import describe_action_space
 
     if tasks is not None and len(tasks) != len(sources):
         raise ValueError(f"tasks: got {len(tasks)} names for {len(sources)} datasets; give one per dataset.")

@@ -9,8 +9,8 @@ from transformers import (
 )
 
 from . import pipelines  # noqa: F401  (registers the "gato-agent" and "gato-image-to-text" pipelines)
-from .collator import GatoDataCollator
 from .configuration_gato import GatoConfig
+from .data.collator import GatoDataCollator
 from .image_processing_gato import GatoImageProcessor
 from .modeling_gato import GatoForCausalModeling, GatoModel, GatoPreTrainedModel
 from .processing_gato import GatoDiscretizer, GatoProcessor

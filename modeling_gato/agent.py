@@ -37,7 +37,7 @@ from .processing_gato import GatoProcessor
 
 
 def space_columns(observation: Any, observation_space: Any) -> dict[str, Any]:
-    """A raw gymnasium observation as SPEC observation columns (see `environments.observation_to_columns`)."""
+    """A raw gymnasium observation as SPEC observation columns (see `envs.tasks.observation_to_columns`)."""
     return observation_to_columns(observation, observation_space)
 
 

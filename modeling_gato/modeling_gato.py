@@ -605,11 +605,12 @@ class GatoModel(GatoPreTrainedModel):
 
 
 def _sibling_module(name: str):
-    """The module `name` of this file's package (the installed `modeling_gato`, or the folder a saved copy was loaded
-    from) if that package has it, else None. Imported by name at run time, not with a `from .` import, so that
-    transformers does not count them among the files the model itself needs (the pipelines ship beside it through
-    `save_pretrained`; the cards stay in the installed package)."""
-    if not __package__ or not os.path.isfile(os.path.join(os.path.dirname(__file__), f"{name}.py")):
+    """The module `name` (dotted, e.g. "hub.cards") of this file's package (the installed `modeling_gato`, or the
+    folder a saved copy was loaded from) if that package has it, else None. Imported by name at run time, not with a
+    `from .` import, so that transformers does not count them among the files the model itself needs (the pipelines
+    ship beside it through `save_pretrained`; the cards stay in the installed package's `hub/`)."""
+    path = os.path.join(os.path.dirname(__file__), *name.split(".")) + ".py"
+    if not __package__ or not os.path.isfile(path):
         return None
     try:
         return importlib.import_module(f"{__package__}.{name}")
@@ -665,8 +666,8 @@ class GatoForCausalModeling(GatoPreTrainedModel, GenerationMixin):
         # `push_to_hub` saves into `working_dir`, puts transformers' card there (the Hub repository's current card, or
         # a generic template), then calls this to upload: where the installed package is present, its `cards` module
         # makes the project's card the one uploaded (the card of the directory the model was loaded from, kept with
-        # its model-index; see `modeling_gato.cards.card_for_push`).
-        cards = _sibling_module("cards")
+        # its model-index; see `modeling_gato.hub.cards.card_for_push`).
+        cards = _sibling_module("hub.cards")
         if cards is not None:
             cards.card_for_push(working_dir, repo_id, source=getattr(self, "name_or_path", None))
         return super()._upload_modified_files(working_dir, repo_id, *args, **kwargs)

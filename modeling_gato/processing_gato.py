@@ -15,11 +15,22 @@ Token layout (paper section 2.1, `SPEC.md`):
 Every observation token of a timestep gets its index among that timestep's observation tokens
 (`local_positions`, -1 elsewhere). Only text (outside observations) and action tokens are loss targets.
 
+One unit per part of the layout, each usable alone; `GatoProcessor` builds them in `__init__` from its
+settings and delegates to them:
+
+- `GatoDiscretizer`: continuous values <-> ids (mu-law, uniform bins);
+- `GatoEpisodeTokenizer`: an episode's columns (or one acting step's observation) -> its unpadded tokens;
+- `GatoActionCodec`: an action of a gymnasium-style space <-> action ids, and the ids each action slot allows;
+- `GatoBatchCollation`: unpadded samples -> one padded batch.
+
+`GatoProcessor` itself keeps text and image + text samples, and `__call__`.
+
 This file is shipped as remote code: it imports numpy, torch and transformers only.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -43,6 +54,9 @@ OBSERVATION_COLUMNS = (
 )  # lexicographic order
 ACTION_COLUMNS = ("continuous_actions", "discrete_actions")  # lexicographic order
 EPISODE_COLUMNS = OBSERVATION_COLUMNS + ACTION_COLUMNS
+
+# Per-token arrays of an unpadded sample (`patches` and `patch_intervals` are per patch).
+_TOKEN_KEYS = ("input_ids", "patch_mask", "local_positions", "action_mask", "loss_mask")
 
 
 class GatoDiscretizer:
@@ -159,81 +173,42 @@ def _like(array: np.ndarray, reference: Any) -> Any:
     return torch.as_tensor(array, device=reference.device)
 
 
-class GatoProcessor(ProcessorMixin):
-    r"""Turns text, images and agent episodes into Gato's token stream, and action tokens back into actions.
+class GatoEpisodeTokenizer:
+    r"""An episode's SPEC columns -> its unpadded tokens, timestep by timestep: `[observations] [separator] [actions]`.
 
-    `GatoProcessor()` builds the default processor offline from what the package ships: the unigram
-    tokenizer trained on Python's own documentation (`modeling_gato/assets/tokenizer`), a 16x16 patcher and
-    the mu-law discretizer.
+    Also the single pieces a timestep is made of: text, discrete and continuous values.
 
     Args:
-        image_processor ([`GatoImageProcessor`], *optional*): the patcher.
-        tokenizer ([`PreTrainedTokenizerFast`], *optional*): the text tokenizer; its ids must be < `continuous_offset`.
-        mu, m, num_bins, continuous_offset: the discretizer ([`GatoDiscretizer`]).
+        discretizer ([`GatoDiscretizer`]): continuous values -> ids.
+        tokenizer ([`PreTrainedTokenizerFast`]): text observations -> ids; its `pad_token_id` (0 if none) fills patch slots.
+        image_processor ([`GatoImageProcessor`]): image observations -> patches.
         separator_token_id (`int`, defaults to 33024): the '|' between observations and actions.
         num_discrete_values (`int`, defaults to 1024): discrete values must be in `[0, num_discrete_values)`.
         local_position_size (`int`, defaults to 512): a timestep has at most this many observation tokens.
-        max_length (`int`, defaults to 1024): the model's context; longer samples are an error unless truncated.
-        include_rewards (`bool`, defaults to `False`): put the reward of step t-1 into the observation of step t
-            (as a continuous value). Off, like the paper.
+        include_rewards (`bool`, defaults to `False`): put the reward of step t-1 into the observation of step t.
     """
-
-    valid_processor_kwargs = None
 
     def __init__(
         self,
-        image_processor: GatoImageProcessor | None = None,
-        tokenizer: PreTrainedTokenizerFast | None = None,
-        mu: float = 100.0,
-        m: float = 256.0,
-        num_bins: int = 1024,
-        continuous_offset: int = 32000,
+        discretizer: GatoDiscretizer,
+        tokenizer: PreTrainedTokenizerFast,
+        image_processor: GatoImageProcessor,
         separator_token_id: int = 33024,
         num_discrete_values: int = 1024,
         local_position_size: int = 512,
-        max_length: int = 1024,
         include_rewards: bool = False,
-        **kwargs,
     ):
-        if image_processor is None:
-            image_processor = GatoImageProcessor()
-        if tokenizer is None:
-            tokenizer = default_tokenizer()
-        self.mu = mu
-        self.m = m
-        self.num_bins = num_bins
-        self.continuous_offset = continuous_offset
+        self.discretizer = discretizer
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
         self.separator_token_id = separator_token_id
         self.num_discrete_values = num_discrete_values
         self.local_position_size = local_position_size
-        self.max_length = max_length
         self.include_rewards = include_rewards
-        self.discretizer = GatoDiscretizer(mu=mu, m=m, num_bins=num_bins, offset=continuous_offset)
-        if separator_token_id < continuous_offset + num_bins and separator_token_id >= continuous_offset:
-            raise ValueError(f"separator_token_id={separator_token_id} is invalid: it falls in the continuous range.")
-        if len(tokenizer) > continuous_offset:
-            raise ValueError(
-                f"tokenizer has {len(tokenizer)} tokens: text ids must stay below continuous_offset={continuous_offset}."
-            )
-        super().__init__(image_processor=image_processor, tokenizer=tokenizer, **kwargs)
 
-    # ------------------------------------------------------------------ ids the model and the agent need
     @property
     def pad_token_id(self) -> int:
-        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-
-    @property
-    def model_input_names(self) -> list[str]:
-        return [
-            "input_ids",
-            "attention_mask",
-            "image_patches",
-            "patch_mask",
-            "patch_intervals",
-            "local_positions",
-            "action_mask",
-            "loss_mask",
-        ]
+        return _pad_token_id(self.tokenizer)
 
     # ------------------------------------------------------------------ single pieces
     def tokenize_text(self, text: str, field: str = "text") -> np.ndarray:
@@ -244,22 +219,10 @@ class GatoProcessor(ProcessorMixin):
 
     def tokenize_discrete(self, values: Any, field: str = "discrete values") -> np.ndarray:
         """Discrete values (any shape, flattened row-major) as ids; they must be integers in `[0, num_discrete_values)`."""
-        array = _flatten_nested(values, field)
-        if array.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        if not np.issubdtype(array.dtype, np.integer):
-            if array.dtype == np.bool_:
-                array = array.astype(np.int64)
-            elif not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
-                raise ValueError(f"{field}: expected integers in [0, {self.num_discrete_values}), got {array.tolist()[:8]}.")
-        if array.min() < 0 or array.max() >= self.num_discrete_values:  # before the cast, which could wrap around
-            raise ValueError(
-                f"{field}: expected integers in [0, {self.num_discrete_values}), got values in [{array.min()}, {array.max()}]."
-            )
-        return array.astype(np.int64)
+        return _discrete_ids(values, self.num_discrete_values, field)
 
     def tokenize_continuous(self, values: Any, mu_law: bool = True, field: str = "continuous values") -> np.ndarray:
-        """Continuous values (any shape, flattened row-major) as ids in `[continuous_offset, continuous_offset + num_bins)`."""
+        """Continuous values (any shape, flattened row-major) as ids in `[offset, offset + num_bins)` of the discretizer."""
         array = _flatten_nested(values, field).astype(np.float64)
         return self.discretizer.encode(array, mu_law=mu_law, field=field)
 
@@ -361,25 +324,18 @@ class GatoProcessor(ProcessorMixin):
             starts.append(offset)
             offset += len(step_ids)
 
-        kinds = np.concatenate(kind_parts)
-        patch_size = self.image_processor.patch_size
-        return {
-            "input_ids": np.concatenate(ids_parts),
-            "patch_mask": kinds == PATCH,
-            "local_positions": np.concatenate(local_parts),
-            "action_mask": kinds == ACTION,
-            "loss_mask": kinds == ACTION,
-            "patches": np.concatenate(patches) if patches else np.zeros((0, 3, patch_size, patch_size), np.float32),
-            "patch_intervals": np.concatenate(intervals) if intervals else np.zeros((0, 4), np.float32),
-            "timestep_starts": np.asarray(starts, dtype=np.int64),
-        }
+        sample = _sample(
+            np.concatenate(ids_parts), np.concatenate(kind_parts), np.concatenate(local_parts), patches, intervals,
+            self.image_processor.patch_size,
+        )
+        return {**sample, "timestep_starts": np.asarray(starts, dtype=np.int64)}
 
     def tokenize_observation(self, observation: Mapping[str, Any], reward: float | None = None) -> dict[str, np.ndarray]:
         """Tokens of one acting step's observation followed by the separator (the model then writes the action).
 
         `observation` uses the SPEC column names without the per-timestep list, e.g.
         `{"continuous_observations": obs_vector, "text_observations": mission}`. `reward` is the reward of the
-        previous step; it enters the tokens only when the processor has `include_rewards=True`.
+        previous step; it enters the tokens only with `include_rewards=True`.
         """
         episode = {k: [v] for k, v in observation.items() if k in OBSERVATION_COLUMNS and k != "rewards"}
         if self.include_rewards and reward is not None:
@@ -415,6 +371,443 @@ class GatoProcessor(ProcessorMixin):
             flat = self.tokenize_discrete(matrix, field=where)
             return list(flat.reshape(len(column), -1))
         return [self.tokenize_discrete(v, field=f"{where}, step {t}") for t, v in enumerate(column)]
+
+
+def _discrete_ids(values: Any, num_discrete_values: int, field: str) -> np.ndarray:
+    """Discrete values (any shape, flattened row-major) as int64 ids; they must be integers in `[0, num_discrete_values)`."""
+    array = _flatten_nested(values, field)
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not np.issubdtype(array.dtype, np.integer):
+        if array.dtype == np.bool_:
+            array = array.astype(np.int64)
+        elif not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
+            raise ValueError(f"{field}: expected integers in [0, {num_discrete_values}), got {array.tolist()[:8]}.")
+    if array.min() < 0 or array.max() >= num_discrete_values:  # before the cast, which could wrap around
+        raise ValueError(
+            f"{field}: expected integers in [0, {num_discrete_values}), got values in [{array.min()}, {array.max()}]."
+        )
+    return array.astype(np.int64)
+
+
+def _flatten_nested(values: Any, field: str) -> np.ndarray:
+    """Flatten a value row-major; dict values are flattened in the lexicographic order of their keys."""
+    if isinstance(values, Mapping):
+        parts = [_flatten_nested(values[key], f"{field}[{key!r}]") for key in sorted(values)]
+        return np.concatenate(parts) if parts else np.zeros(0)
+    try:
+        array = _to_numpy(values)
+    except ValueError as error:
+        raise ValueError(f"{field}: expected a number or a (nested) array of numbers: {error}") from None
+    array = _real_array(array, field)
+    if array.dtype == object:
+        raise ValueError(f"{field}: expected numbers, got a ragged or non-numeric value {values!r:.80}.")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise ValueError(f"{field}: expected numbers, got dtype {array.dtype}.")
+    return array.reshape(-1)
+
+
+def _sorted_values(value: Any) -> list[Any]:
+    """A timestep's image or text, or several of them as a dict (taken in the lexicographic order of the keys)."""
+    if isinstance(value, Mapping):
+        return [value[key] for key in sorted(value)]
+    return [value]
+
+
+def _sample(
+    ids: np.ndarray, kinds: np.ndarray, local_positions: np.ndarray, patches: list, intervals: list, patch_size: int
+) -> dict[str, np.ndarray]:
+    """An unpadded sample from its slots (ids, slot kinds, local positions) and the patches of its PATCH slots."""
+    return {
+        "input_ids": ids,
+        "patch_mask": kinds == PATCH,
+        "local_positions": local_positions,
+        "action_mask": kinds == ACTION,
+        "loss_mask": (kinds == ACTION) | (kinds == TEXT),
+        "patches": np.concatenate(patches) if patches else np.zeros((0, 3, patch_size, patch_size), np.float32),
+        "patch_intervals": np.concatenate(intervals) if intervals else np.zeros((0, 4), np.float32),
+    }
+
+
+def _pad_token_id(tokenizer: PreTrainedTokenizerFast) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
+class GatoActionCodec:
+    r"""Actions of a gymnasium-style space (duck-typed: `Discrete`, `MultiDiscrete`, `Box`) <-> action token ids.
+
+    Args:
+        discretizer ([`GatoDiscretizer`]): bins Box actions, mapped to [-1, 1] first (no mu-law).
+        num_discrete_values (`int`, defaults to 1024): discrete actions (minus the space's `start`) must be below this.
+    """
+
+    def __init__(self, discretizer: GatoDiscretizer, num_discrete_values: int = 1024):
+        self.discretizer = discretizer
+        self.num_discrete_values = num_discrete_values
+
+    def encode(self, action: Any, action_space: Any) -> np.ndarray:
+        """An environment action as action token ids, for a gymnasium-style space (duck-typed).
+
+        `Discrete(n)` / `MultiDiscrete(nvec)` -> the integer values (minus `start`); `Box(low, high)` -> each dimension
+        mapped linearly from its bounds to [-1, 1] and binned uniformly (no mu-law).
+
+        Box rules (the same in `decode`):
+
+        - a finite value outside `[low, high]` is clipped to the bounds; NaN or infinite values are an error;
+        - a dimension with an infinite bound (either side) is not rescaled: its value is taken to be in [-1, 1]
+          already and clipped there (like `envs.tasks.action_to_column`);
+        - a constant dimension (`low == high`) encodes to the middle bin whatever the value;
+        - `low > high`, NaN bounds and `[inf, inf]` / `[-inf, -inf]` are an error; so is an action whose size is
+          not the Box's.
+
+        Discrete actions outside the space (`[start, start + n)` per dimension) are an error.
+        """
+        kind = _space_kind(action_space)
+        if kind == "box":
+            values = _real_array(action, "continuous_actions").astype(np.float64).reshape(-1)
+            shape = tuple(action_space.shape)
+            expected = int(np.prod(shape)) if shape else 1
+            if values.size != expected:
+                raise ValueError(f"continuous_actions: expected {expected} values for a Box{shape}, got {values.size}.")
+            low, high = _box_bounds(action_space, values.size)
+            if not np.isfinite(values).all():
+                raise ValueError(f"continuous_actions: expected finite floats, got {values.tolist()}.")
+            bounded = np.isfinite(low) & np.isfinite(high)
+            inside = np.clip(values, low, high)
+            with np.errstate(all="ignore"):
+                span = high - low
+                # bounds near the float64 limit: the same map through the half-width, which does not overflow
+                normalized = np.where(
+                    np.isfinite(span),
+                    2 * (inside - low) / np.where(span > 0, span, 1.0) - 1,
+                    (inside / 2 - low / 2) / (high / 2 - low / 2) * 2 - 1,
+                )
+            normalized = np.where(bounded, np.where(high > low, normalized, 0.0), values)
+            return self.discretizer.encode(np.clip(normalized, -1, 1), mu_law=False, field="continuous_actions")
+        values = _real_array(action, "discrete_actions").reshape(-1)
+        _check_discrete_action(values, action_space, kind)
+        return _discrete_ids(values - _discrete_start(action_space), self.num_discrete_values, "discrete_actions")
+
+    def decode(self, action_ids: Any, action_space: Any) -> Any:
+        """Action token ids back into an action of `action_space` (gymnasium-style, duck-typed).
+
+        Continuous ids are mapped to bin centres in [-1, 1] and then to the Box bounds (float32, the Box's
+        shape); discrete ids are checked against the space and returned as `int` (Discrete) or an int64 array
+        (MultiDiscrete). Box rules as in `encode`: a dimension with an infinite bound gets the bin centre
+        itself (in [-1, 1]), clipped into `[low, high]`; a constant dimension (`low == high`) gets `low`.
+        """
+        ids = np.asarray(action_ids.detach().cpu().numpy() if _is_torch(action_ids) else action_ids).reshape(-1)
+        kind = _space_kind(action_space)
+        if kind == "box":
+            shape = tuple(action_space.shape)
+            expected = int(np.prod(shape)) if shape else 1
+            if ids.size != expected:
+                raise ValueError(f"action ids: expected {expected} continuous ids for a Box{shape}, got {ids.size}.")
+            low, high = _box_bounds(action_space, ids.size)
+            values = self.discretizer.decode(ids, mu_law=False, field="continuous action ids")
+            bounded = np.isfinite(low) & np.isfinite(high)
+            with np.errstate(all="ignore"):
+                span = high - low
+                # bounds near the float64 limit: the same map through the half-width, which does not overflow
+                halves = low / 2 + high / 2 + values * (high / 2 - low / 2)
+                scaled = np.where(np.isfinite(span), low + (values + 1) / 2 * span, halves)
+            scaled = np.clip(np.where(bounded, scaled, values), low, high)
+            return scaled.reshape(shape).astype(getattr(action_space, "dtype", np.float32) or np.float32)
+        start = _discrete_start(action_space)
+        if kind == "discrete":
+            if ids.size != 1:
+                raise ValueError(f"action ids: expected 1 id for a Discrete space, got {ids.size}.")
+            n = int(action_space.n)
+            if not 0 <= ids[0] < n:
+                raise ValueError(f"action ids: discrete action {ids[0]} is outside [0, {n}).")
+            return int(ids[0] + start)
+        nvec = np.asarray(action_space.nvec).reshape(-1)
+        if ids.size != nvec.size:
+            raise ValueError(f"action ids: expected {nvec.size} ids for MultiDiscrete{tuple(nvec)}, got {ids.size}.")
+        if (ids < 0).any() or (ids >= nvec).any():
+            raise ValueError(f"action ids: {ids.tolist()} outside MultiDiscrete bounds {nvec.tolist()}.")
+        return (ids + start).reshape(np.asarray(action_space.nvec).shape).astype(np.int64)
+
+    def token_ranges(self, action_space: Any) -> list[tuple[int, int]]:
+        """For each action token slot, the half-open id range the model may sample from."""
+        kind = _space_kind(action_space)
+        if kind == "box":
+            size = int(np.prod(action_space.shape)) if action_space.shape else 1
+            return [(self.discretizer.offset, self.discretizer.offset + self.discretizer.num_bins)] * size
+        if kind == "discrete":
+            return [(0, int(action_space.n))]
+        return [(0, int(n)) for n in np.asarray(action_space.nvec).reshape(-1)]
+
+
+def _space_kind(space: Any) -> str:
+    if hasattr(space, "nvec"):
+        return "multi_discrete"
+    if hasattr(space, "n"):
+        return "discrete"
+    if hasattr(space, "low") and hasattr(space, "high"):
+        return "box"
+    raise ValueError(
+        f"action_space {space!r} is not supported: expected a Discrete, MultiDiscrete or Box space (gymnasium)."
+    )
+
+
+def _discrete_start(space: Any) -> Any:
+    start = getattr(space, "start", 0)
+    return np.asarray(start).reshape(-1) if np.ndim(start) else int(start)
+
+
+def _box_bounds(space: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A Box's bounds, flattened to `size` values; NaN bounds, `low > high` and `[inf, inf]` are an error."""
+    bounds = []
+    for name in ("low", "high"):
+        bound = np.asarray(getattr(space, name), dtype=np.float64).reshape(-1)
+        if bound.size not in (1, size):
+            raise ValueError(f"action_space: Box {name} has {bound.size} values, expected {size}.")
+        bounds.append(np.broadcast_to(bound, (size,)))
+    low, high = bounds
+    if np.isnan(low).any() or np.isnan(high).any():
+        raise ValueError(f"action_space: Box bounds must not be NaN, got low={low.tolist()}, high={high.tolist()}.")
+    if (low > high).any():
+        index = int(np.argmax(low > high))
+        raise ValueError(f"action_space: Box low > high in dimension {index} ({low[index]} > {high[index]}).")
+    if (low == np.inf).any() or (high == -np.inf).any():
+        index = int(np.argmax((low == np.inf) | (high == -np.inf)))
+        raise ValueError(f"action_space: Box dimension {index} has no finite value ([{low[index]}, {high[index]}]).")
+    return low, high
+
+
+def _check_discrete_action(values: np.ndarray, space: Any, kind: str) -> None:
+    """A Discrete / MultiDiscrete action must have the space's size and lie in `[start, start + n)` per dimension."""
+    if kind == "discrete":
+        n = np.asarray([int(space.n)])
+    else:
+        n = np.asarray(space.nvec).reshape(-1)
+    if values.size != n.size:
+        raise ValueError(f"discrete_actions: expected {n.size} values for the action space, got {values.size}.")
+    start = np.broadcast_to(np.asarray(_discrete_start(space)).reshape(-1), n.shape)
+    if values.size and (np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_):
+        with np.errstate(invalid="ignore"):
+            outside = ~((values >= start) & (values < start + n))
+        if outside.any():
+            if kind == "discrete":
+                expected = f"[{start[0]}, {start[0] + n[0]})"
+            else:
+                expected = f"[{start.tolist()}, {(start + n).tolist()}) per dimension"
+            raise ValueError(f"discrete_actions: action {values.tolist()} is outside the space: expected integers in {expected}.")
+
+
+class GatoBatchCollation:
+    r"""Unpadded samples (`input_ids`, `patch_mask`, `local_positions`, `action_mask`, `loss_mask`, `patches`,
+    `patch_intervals`) -> one padded batch.
+
+    Args:
+        pad_token_id (`int`, defaults to 0): fills the padding of `input_ids`.
+        max_length (`int`, defaults to 1024): the model's context; longer samples are an error unless truncated.
+    """
+
+    def __init__(self, pad_token_id: int = 0, max_length: int = 1024):
+        self.pad_token_id = pad_token_id
+        self.max_length = max_length
+
+    def collate(
+        self,
+        samples: list[Mapping[str, np.ndarray]],
+        return_tensors: str | None = "pt",
+        padding: bool | str = True,
+        padding_side: str = "right",
+        max_length: int | None = None,
+        truncation: bool = False,
+        return_labels: bool = False,
+    ) -> BatchFeature:
+        """Pad unpadded samples (from `GatoEpisodeTokenizer.tokenize_episode`, `GatoProcessor.tokenize_sample` or
+        `tokenize_image_text`) into one batch; samples longer than `max_length` are cut there with `truncation=True`.
+
+        `return_labels=True` adds `labels`: `input_ids` where `loss_mask`, -100 elsewhere (what `Trainer` counts
+        for `num_items_in_batch`).
+        """
+        max_length = self.max_length if max_length is None else max_length
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side={padding_side!r} is invalid: expected 'left' or 'right'.")
+        samples = [dict(s) for s in samples]
+        for index, sample in enumerate(samples):
+            length = len(sample["input_ids"])
+            if length > max_length:
+                if not truncation:
+                    raise ValueError(
+                        f"sample {index} has {length} tokens, longer than the context max_length={max_length}; "
+                        "pass truncation=True to keep the first max_length tokens, or split the episode."
+                    )
+                num_patches = int(sample["patch_mask"][:max_length].sum())
+                for key in _TOKEN_KEYS:
+                    sample[key] = sample[key][:max_length]
+                sample["patches"] = sample["patches"][:num_patches]
+                sample["patch_intervals"] = sample["patch_intervals"][:num_patches]
+        lengths = [len(s["input_ids"]) for s in samples]
+        if padding == "max_length":
+            width = max_length
+        elif padding in (True, "longest"):
+            width = max(lengths)
+        elif padding in (False, "do_not_pad"):
+            if len(set(lengths)) != 1:
+                raise ValueError(f"padding=False needs samples of one length, got lengths {lengths}.")
+            width = lengths[0]
+        else:
+            raise ValueError(f"padding={padding!r} is invalid: expected True, 'longest', 'max_length' or False.")
+        batch = len(samples)
+        any_patches = any(len(s["patches"]) for s in samples)
+        patch_shape = next((s["patches"].shape[1:] for s in samples if len(s["patches"])), None)
+        out = {
+            "input_ids": np.full((batch, width), self.pad_token_id, np.int64),
+            "attention_mask": np.zeros((batch, width), np.int64),
+            "loss_mask": np.zeros((batch, width), bool),
+            "patch_mask": np.zeros((batch, width), bool),
+            "local_positions": np.full((batch, width), -1, np.int64),
+            "action_mask": np.zeros((batch, width), bool),
+        }
+        if any_patches:
+            out["image_patches"] = np.zeros((batch, width, *patch_shape), np.float32)
+            out["patch_intervals"] = np.zeros((batch, width, 4), np.float32)
+        for row, (sample, length) in enumerate(zip(samples, lengths)):
+            span = slice(0, length) if padding_side == "right" else slice(width - length, width)
+            out["input_ids"][row, span] = sample["input_ids"]
+            out["attention_mask"][row, span] = 1
+            for key in ("loss_mask", "patch_mask", "local_positions", "action_mask"):
+                out[key][row, span] = sample[key]
+            if any_patches and len(sample["patches"]):
+                slots = np.flatnonzero(sample["patch_mask"]) + span.start
+                out["image_patches"][row, slots] = sample["patches"]
+                out["patch_intervals"][row, slots] = sample["patch_intervals"]
+        if return_labels:
+            out["labels"] = np.where(out["loss_mask"], out["input_ids"], -100)
+        return BatchFeature(out, tensor_type=return_tensors)
+
+
+class GatoProcessor(ProcessorMixin):
+    r"""Turns text, images and agent episodes into Gato's token stream, and action tokens back into actions.
+
+    `GatoProcessor()` builds the default processor offline from what the package ships: the unigram
+    tokenizer trained on Python's own documentation (`modeling_gato/assets/tokenizer`), a 16x16 patcher and
+    the mu-law discretizer.
+
+    Args:
+        image_processor ([`GatoImageProcessor`], *optional*): the patcher.
+        tokenizer ([`PreTrainedTokenizerFast`], *optional*): the text tokenizer; its ids must be < `continuous_offset`.
+        mu, m, num_bins, continuous_offset: the discretizer ([`GatoDiscretizer`]).
+        separator_token_id (`int`, defaults to 33024): the '|' between observations and actions.
+        num_discrete_values (`int`, defaults to 1024): discrete values must be in `[0, num_discrete_values)`.
+        local_position_size (`int`, defaults to 512): a timestep has at most this many observation tokens.
+        max_length (`int`, defaults to 1024): the model's context; longer samples are an error unless truncated.
+        include_rewards (`bool`, defaults to `False`): put the reward of step t-1 into the observation of step t
+            (as a continuous value). Off, like the paper.
+
+    From these it builds its units, which do the work and are not saved: `discretizer` ([`GatoDiscretizer`]),
+    `episode_tokenizer` ([`GatoEpisodeTokenizer`]), `action_codec` ([`GatoActionCodec`]) and `collation`
+    ([`GatoBatchCollation`]).
+    """
+
+    valid_processor_kwargs = None
+
+    def __init__(
+        self,
+        image_processor: GatoImageProcessor | None = None,
+        tokenizer: PreTrainedTokenizerFast | None = None,
+        mu: float = 100.0,
+        m: float = 256.0,
+        num_bins: int = 1024,
+        continuous_offset: int = 32000,
+        separator_token_id: int = 33024,
+        num_discrete_values: int = 1024,
+        local_position_size: int = 512,
+        max_length: int = 1024,
+        include_rewards: bool = False,
+        **kwargs,
+    ):
+        if image_processor is None:
+            image_processor = GatoImageProcessor()
+        if tokenizer is None:
+            tokenizer = default_tokenizer()
+        self.mu = mu
+        self.m = m
+        self.num_bins = num_bins
+        self.continuous_offset = continuous_offset
+        self.separator_token_id = separator_token_id
+        self.num_discrete_values = num_discrete_values
+        self.local_position_size = local_position_size
+        self.max_length = max_length
+        self.include_rewards = include_rewards
+        self.discretizer = GatoDiscretizer(mu=mu, m=m, num_bins=num_bins, offset=continuous_offset)
+        if separator_token_id < continuous_offset + num_bins and separator_token_id >= continuous_offset:
+            raise ValueError(f"separator_token_id={separator_token_id} is invalid: it falls in the continuous range.")
+        if len(tokenizer) > continuous_offset:
+            raise ValueError(
+                f"tokenizer has {len(tokenizer)} tokens: text ids must stay below continuous_offset={continuous_offset}."
+            )
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, **kwargs)
+        # The units: built from the settings above, never saved (they are not processor attributes).
+        self.episode_tokenizer = GatoEpisodeTokenizer(
+            self.discretizer,
+            tokenizer,
+            image_processor,
+            separator_token_id=separator_token_id,
+            num_discrete_values=num_discrete_values,
+            local_position_size=local_position_size,
+            include_rewards=include_rewards,
+        )
+        self.action_codec = GatoActionCodec(self.discretizer, num_discrete_values=num_discrete_values)
+        self.collation = GatoBatchCollation(pad_token_id=self.pad_token_id, max_length=max_length)
+
+    # ------------------------------------------------------------------ ids the model and the agent need
+    @property
+    def pad_token_id(self) -> int:
+        return _pad_token_id(self.tokenizer)
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return [
+            "input_ids",
+            "attention_mask",
+            "image_patches",
+            "patch_mask",
+            "patch_intervals",
+            "local_positions",
+            "action_mask",
+            "loss_mask",
+        ]
+
+    # ------------------------------------------------------------------ saving
+    def to_dict(self) -> dict[str, Any]:
+        """The settings `save_pretrained` writes to `processor_config.json`, without the units."""
+        # ProcessorMixin deep-copies `__dict__` and then keeps only the settings; the units hold the tokenizer,
+        # which it would copy only to drop. A shallow copy without them gives the same dict, fast.
+        settings = copy.copy(self)
+        for unit in _UNITS:
+            settings.__dict__.pop(unit, None)
+        return super(GatoProcessor, settings).to_dict()
+
+    # ------------------------------------------------------------------ single pieces and episodes: the episode tokenizer
+    def tokenize_text(self, text: str, field: str = "text") -> np.ndarray:
+        """Tokenizer ids of `text` (no special tokens), int64."""
+        return self.episode_tokenizer.tokenize_text(text, field=field)
+
+    def tokenize_discrete(self, values: Any, field: str = "discrete values") -> np.ndarray:
+        """Discrete values (any shape, flattened row-major) as ids; they must be integers in `[0, num_discrete_values)`."""
+        return self.episode_tokenizer.tokenize_discrete(values, field=field)
+
+    def tokenize_continuous(self, values: Any, mu_law: bool = True, field: str = "continuous values") -> np.ndarray:
+        """Continuous values (any shape, flattened row-major) as ids in `[continuous_offset, continuous_offset + num_bins)`."""
+        return self.episode_tokenizer.tokenize_continuous(values, mu_law=mu_law, field=field)
+
+    def tokenize_episode(
+        self, episode: Mapping[str, Any], episode_index: int | None = None, _reward_lag: int = 1
+    ) -> dict[str, np.ndarray]:
+        """One episode (a `datasets` row with the SPEC columns) as unpadded numpy arrays: see
+        [`GatoEpisodeTokenizer.tokenize_episode`]."""
+        return self.episode_tokenizer.tokenize_episode(episode, episode_index=episode_index, _reward_lag=_reward_lag)
+
+    def tokenize_observation(self, observation: Mapping[str, Any], reward: float | None = None) -> dict[str, np.ndarray]:
+        """One acting step's observation tokens followed by the separator: see
+        [`GatoEpisodeTokenizer.tokenize_observation`]."""
+        return self.episode_tokenizer.tokenize_observation(observation, reward=reward)
 
     # ------------------------------------------------------------------ image + text
     def tokenize_image_text(
@@ -456,16 +849,7 @@ class GatoProcessor(ProcessorMixin):
             raise ValueError(
                 f"{field}: {observation.sum()} image tokens exceed local_position_size={self.local_position_size}."
             )
-        patch_size = self.image_processor.patch_size
-        return {
-            "input_ids": ids,
-            "patch_mask": kinds == PATCH,
-            "local_positions": local,
-            "action_mask": np.zeros(len(ids), bool),
-            "loss_mask": kinds == TEXT,
-            "patches": np.concatenate(patches) if patches else np.zeros((0, 3, patch_size, patch_size), np.float32),
-            "patch_intervals": np.concatenate(intervals) if intervals else np.zeros((0, 4), np.float32),
-        }
+        return _sample(ids, kinds, local, patches, intervals, self.image_processor.patch_size)
 
     def tokenize_sample(self, row: Mapping[str, Any], index: int | None = None) -> dict[str, np.ndarray]:
         """One `datasets` row of any kind, unpadded: an episode (SPEC episode columns), a VQA row (`image`,
@@ -558,160 +942,30 @@ class GatoProcessor(ProcessorMixin):
         truncation: bool = False,
         return_labels: bool = False,
     ) -> BatchFeature:
-        """Pad unpadded samples (from `tokenize_sample`, `tokenize_episode`, `tokenize_image_text`) into one batch.
+        """Pad unpadded samples (from `tokenize_sample`, `tokenize_episode`, `tokenize_image_text`) into one batch:
+        see [`GatoBatchCollation.collate`]."""
+        return self.collation.collate(
+            samples,
+            return_tensors=return_tensors,
+            padding=padding,
+            padding_side=padding_side,
+            max_length=max_length,
+            truncation=truncation,
+            return_labels=return_labels,
+        )
 
-        `return_labels=True` adds `labels`: `input_ids` where `loss_mask`, -100 elsewhere (what `Trainer` counts
-        for `num_items_in_batch`).
-        """
-        max_length = self.max_length if max_length is None else max_length
-        if padding_side not in ("left", "right"):
-            raise ValueError(f"padding_side={padding_side!r} is invalid: expected 'left' or 'right'.")
-        samples = [dict(s) for s in samples]
-        for index, sample in enumerate(samples):
-            length = len(sample["input_ids"])
-            if length > max_length:
-                if not truncation:
-                    raise ValueError(
-                        f"sample {index} has {length} tokens, longer than the context max_length={max_length}; "
-                        "pass truncation=True to keep the first max_length tokens, or split the episode."
-                    )
-                num_patches = int(sample["patch_mask"][:max_length].sum())
-                for key in ("input_ids", "patch_mask", "local_positions", "action_mask", "loss_mask"):
-                    sample[key] = sample[key][:max_length]
-                sample["patches"] = sample["patches"][:num_patches]
-                sample["patch_intervals"] = sample["patch_intervals"][:num_patches]
-        lengths = [len(s["input_ids"]) for s in samples]
-        if padding == "max_length":
-            width = max_length
-        elif padding in (True, "longest"):
-            width = max(lengths)
-        elif padding in (False, "do_not_pad"):
-            if len(set(lengths)) != 1:
-                raise ValueError(f"padding=False needs samples of one length, got lengths {lengths}.")
-            width = lengths[0]
-        else:
-            raise ValueError(f"padding={padding!r} is invalid: expected True, 'longest', 'max_length' or False.")
-        batch = len(samples)
-        any_patches = any(len(s["patches"]) for s in samples)
-        patch_shape = next((s["patches"].shape[1:] for s in samples if len(s["patches"])), None)
-        out = {
-            "input_ids": np.full((batch, width), self.pad_token_id, np.int64),
-            "attention_mask": np.zeros((batch, width), np.int64),
-            "loss_mask": np.zeros((batch, width), bool),
-            "patch_mask": np.zeros((batch, width), bool),
-            "local_positions": np.full((batch, width), -1, np.int64),
-            "action_mask": np.zeros((batch, width), bool),
-        }
-        if any_patches:
-            out["image_patches"] = np.zeros((batch, width, *patch_shape), np.float32)
-            out["patch_intervals"] = np.zeros((batch, width, 4), np.float32)
-        for row, (sample, length) in enumerate(zip(samples, lengths)):
-            span = slice(0, length) if padding_side == "right" else slice(width - length, width)
-            out["input_ids"][row, span] = sample["input_ids"]
-            out["attention_mask"][row, span] = 1
-            for key in ("loss_mask", "patch_mask", "local_positions", "action_mask"):
-                out[key][row, span] = sample[key]
-            if any_patches and len(sample["patches"]):
-                slots = np.flatnonzero(sample["patch_mask"]) + span.start
-                out["image_patches"][row, slots] = sample["patches"]
-                out["patch_intervals"][row, slots] = sample["patch_intervals"]
-        if return_labels:
-            out["labels"] = np.where(out["loss_mask"], out["input_ids"], -100)
-        return BatchFeature(out, tensor_type=return_tensors)
-
-    # ------------------------------------------------------------------ actions
+    # ------------------------------------------------------------------ actions: the action codec
     def encode_action(self, action: Any, action_space: Any) -> np.ndarray:
-        """An environment action as action token ids, for a gymnasium-style space (duck-typed).
-
-        `Discrete(n)` / `MultiDiscrete(nvec)` -> the integer values (minus `start`); `Box(low, high)` -> each dimension
-        mapped linearly from its bounds to [-1, 1] and binned uniformly (no mu-law).
-
-        Box rules (the same in `decode_action`):
-
-        - a finite value outside `[low, high]` is clipped to the bounds; NaN or infinite values are an error;
-        - a dimension with an infinite bound (either side) is not rescaled: its value is taken to be in [-1, 1]
-          already and clipped there (like `environments.action_to_column`);
-        - a constant dimension (`low == high`) encodes to the middle bin whatever the value;
-        - `low > high`, NaN bounds and `[inf, inf]` / `[-inf, -inf]` are an error; so is an action whose size is
-          not the Box's.
-
-        Discrete actions outside the space (`[start, start + n)` per dimension) are an error.
-        """
-        kind = _space_kind(action_space)
-        if kind == "box":
-            values = _real_array(action, "continuous_actions").astype(np.float64).reshape(-1)
-            shape = tuple(action_space.shape)
-            expected = int(np.prod(shape)) if shape else 1
-            if values.size != expected:
-                raise ValueError(f"continuous_actions: expected {expected} values for a Box{shape}, got {values.size}.")
-            low, high = _box_bounds(action_space, values.size)
-            if not np.isfinite(values).all():
-                raise ValueError(f"continuous_actions: expected finite floats, got {values.tolist()}.")
-            bounded = np.isfinite(low) & np.isfinite(high)
-            inside = np.clip(values, low, high)
-            with np.errstate(all="ignore"):
-                span = high - low
-                # bounds near the float64 limit: the same map through the half-width, which does not overflow
-                normalized = np.where(
-                    np.isfinite(span),
-                    2 * (inside - low) / np.where(span > 0, span, 1.0) - 1,
-                    (inside / 2 - low / 2) / (high / 2 - low / 2) * 2 - 1,
-                )
-            normalized = np.where(bounded, np.where(high > low, normalized, 0.0), values)
-            return self.discretizer.encode(np.clip(normalized, -1, 1), mu_law=False, field="continuous_actions")
-        values = _real_array(action, "discrete_actions").reshape(-1)
-        _check_discrete_action(values, action_space, kind)
-        return self.tokenize_discrete(values - _discrete_start(action_space), field="discrete_actions")
+        """An environment action as action token ids: see [`GatoActionCodec.encode`]."""
+        return self.action_codec.encode(action, action_space)
 
     def decode_action(self, action_ids: Any, action_space: Any) -> Any:
-        """Action token ids back into an action of `action_space` (gymnasium-style, duck-typed).
-
-        Continuous ids are mapped to bin centres in [-1, 1] and then to the Box bounds (float32, the Box's
-        shape); discrete ids are checked against the space and returned as `int` (Discrete) or an int64 array
-        (MultiDiscrete). Box rules as in `encode_action`: a dimension with an infinite bound gets the bin centre
-        itself (in [-1, 1]), clipped into `[low, high]`; a constant dimension (`low == high`) gets `low`.
-        """
-        ids = np.asarray(action_ids.detach().cpu().numpy() if _is_torch(action_ids) else action_ids).reshape(-1)
-        kind = _space_kind(action_space)
-        if kind == "box":
-            shape = tuple(action_space.shape)
-            expected = int(np.prod(shape)) if shape else 1
-            if ids.size != expected:
-                raise ValueError(f"action ids: expected {expected} continuous ids for a Box{shape}, got {ids.size}.")
-            low, high = _box_bounds(action_space, ids.size)
-            values = self.discretizer.decode(ids, mu_law=False, field="continuous action ids")
-            bounded = np.isfinite(low) & np.isfinite(high)
-            with np.errstate(all="ignore"):
-                span = high - low
-                # bounds near the float64 limit: the same map through the half-width, which does not overflow
-                halves = low / 2 + high / 2 + values * (high / 2 - low / 2)
-                scaled = np.where(np.isfinite(span), low + (values + 1) / 2 * span, halves)
-            scaled = np.clip(np.where(bounded, scaled, values), low, high)
-            return scaled.reshape(shape).astype(getattr(action_space, "dtype", np.float32) or np.float32)
-        start = _discrete_start(action_space)
-        if kind == "discrete":
-            if ids.size != 1:
-                raise ValueError(f"action ids: expected 1 id for a Discrete space, got {ids.size}.")
-            n = int(action_space.n)
-            if not 0 <= ids[0] < n:
-                raise ValueError(f"action ids: discrete action {ids[0]} is outside [0, {n}).")
-            return int(ids[0] + start)
-        nvec = np.asarray(action_space.nvec).reshape(-1)
-        if ids.size != nvec.size:
-            raise ValueError(f"action ids: expected {nvec.size} ids for MultiDiscrete{tuple(nvec)}, got {ids.size}.")
-        if (ids < 0).any() or (ids >= nvec).any():
-            raise ValueError(f"action ids: {ids.tolist()} outside MultiDiscrete bounds {nvec.tolist()}.")
-        return (ids + start).reshape(np.asarray(action_space.nvec).shape).astype(np.int64)
+        """Action token ids back into an action of `action_space`: see [`GatoActionCodec.decode`]."""
+        return self.action_codec.decode(action_ids, action_space)
 
     def action_token_ranges(self, action_space: Any) -> list[tuple[int, int]]:
         """For each action token slot, the half-open id range the model may sample from."""
-        kind = _space_kind(action_space)
-        if kind == "box":
-            size = int(np.prod(action_space.shape)) if action_space.shape else 1
-            return [(self.continuous_offset, self.continuous_offset + self.num_bins)] * size
-        if kind == "discrete":
-            return [(0, int(action_space.n))]
-        return [(0, int(n)) for n in np.asarray(action_space.nvec).reshape(-1)]
+        return self.action_codec.token_ranges(action_space)
 
     # ------------------------------------------------------------------ text decoding delegates to the tokenizer
     def batch_decode(self, *args, **kwargs):
@@ -719,6 +973,9 @@ class GatoProcessor(ProcessorMixin):
 
     def decode(self, *args, **kwargs):
         return self.tokenizer.decode(*args, **kwargs)
+
+
+_UNITS = ("episode_tokenizer", "action_codec", "collation")
 
 
 def default_tokenizer() -> PreTrainedTokenizerFast:
@@ -732,85 +989,4 @@ def default_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast.from_pretrained(path)
 
 
-def _flatten_nested(values: Any, field: str) -> np.ndarray:
-    """Flatten a value row-major; dict values are flattened in the lexicographic order of their keys."""
-    if isinstance(values, Mapping):
-        parts = [_flatten_nested(values[key], f"{field}[{key!r}]") for key in sorted(values)]
-        return np.concatenate(parts) if parts else np.zeros(0)
-    try:
-        array = _to_numpy(values)
-    except ValueError as error:
-        raise ValueError(f"{field}: expected a number or a (nested) array of numbers: {error}") from None
-    array = _real_array(array, field)
-    if array.dtype == object:
-        raise ValueError(f"{field}: expected numbers, got a ragged or non-numeric value {values!r:.80}.")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise ValueError(f"{field}: expected numbers, got dtype {array.dtype}.")
-    return array.reshape(-1)
-
-
-def _sorted_values(value: Any) -> list[Any]:
-    """A timestep's image or text, or several of them as a dict (taken in the lexicographic order of the keys)."""
-    if isinstance(value, Mapping):
-        return [value[key] for key in sorted(value)]
-    return [value]
-
-
-def _space_kind(space: Any) -> str:
-    if hasattr(space, "nvec"):
-        return "multi_discrete"
-    if hasattr(space, "n"):
-        return "discrete"
-    if hasattr(space, "low") and hasattr(space, "high"):
-        return "box"
-    raise ValueError(
-        f"action_space {space!r} is not supported: expected a Discrete, MultiDiscrete or Box space (gymnasium)."
-    )
-
-
-def _discrete_start(space: Any) -> Any:
-    start = getattr(space, "start", 0)
-    return np.asarray(start).reshape(-1) if np.ndim(start) else int(start)
-
-
-def _box_bounds(space: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A Box's bounds, flattened to `size` values; NaN bounds, `low > high` and `[inf, inf]` are an error."""
-    bounds = []
-    for name in ("low", "high"):
-        bound = np.asarray(getattr(space, name), dtype=np.float64).reshape(-1)
-        if bound.size not in (1, size):
-            raise ValueError(f"action_space: Box {name} has {bound.size} values, expected {size}.")
-        bounds.append(np.broadcast_to(bound, (size,)))
-    low, high = bounds
-    if np.isnan(low).any() or np.isnan(high).any():
-        raise ValueError(f"action_space: Box bounds must not be NaN, got low={low.tolist()}, high={high.tolist()}.")
-    if (low > high).any():
-        index = int(np.argmax(low > high))
-        raise ValueError(f"action_space: Box low > high in dimension {index} ({low[index]} > {high[index]}).")
-    if (low == np.inf).any() or (high == -np.inf).any():
-        index = int(np.argmax((low == np.inf) | (high == -np.inf)))
-        raise ValueError(f"action_space: Box dimension {index} has no finite value ([{low[index]}, {high[index]}]).")
-    return low, high
-
-
-def _check_discrete_action(values: np.ndarray, space: Any, kind: str) -> None:
-    """A Discrete / MultiDiscrete action must have the space's size and lie in `[start, start + n)` per dimension."""
-    if kind == "discrete":
-        n = np.asarray([int(space.n)])
-    else:
-        n = np.asarray(space.nvec).reshape(-1)
-    if values.size != n.size:
-        raise ValueError(f"discrete_actions: expected {n.size} values for the action space, got {values.size}.")
-    start = np.broadcast_to(np.asarray(_discrete_start(space)).reshape(-1), n.shape)
-    if values.size and (np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_):
-        with np.errstate(invalid="ignore"):
-            outside = ~((values >= start) & (values < start + n))
-        if outside.any():
-            if kind == "discrete":
-                expected = f"[{start[0]}, {start[0] + n[0]})"
-            else:
-                expected = f"[{start.tolist()}, {(start + n).tolist()}) per dimension"
-            raise ValueError(f"discrete_actions: action {values.tolist()} is outside the space: expected integers in {expected}.")
-
-
-__all__ = ["GatoProcessor", "GatoDiscretizer"]
+__all__ = ["GatoProcessor", "GatoDiscretizer", "GatoEpisodeTokenizer", "GatoActionCodec", "GatoBatchCollation"]

@@ -143,9 +143,9 @@ TRAIN_AND_EVALUATE = [
     md("""
 # Collect, train and evaluate
 
-1. Collect expert episodes from real environments (`modeling_gato.collect.collect`): CartPole-v1 (a PPO expert
+1. Collect expert episodes from real environments (`modeling_gato.data.collect.collect`): CartPole-v1 (a PPO expert
    trained here, about 20 s) and BabyAI GoToRedBallGrey (the BabyAI bot), plus a little text and captions.
-2. Train a tiny Gato on all of it with `modeling_gato.train.train` (transformers' `Trainer`, the paper's optimizer
+2. Train a tiny Gato on all of it with `modeling_gato.training.train.train` (transformers' `Trainer`, the paper's optimizer
    and schedule).
 3. Load the trained directory and let `GatoAgent` play an episode, prompted with a demonstration of the task;
    compare its return with the expert's and the random policy's.
@@ -176,7 +176,7 @@ work_dir = "outputs/notebook_train_and_evaluate"
 import json
 import os
 
-from modeling_gato.collect import collect, score_table
+from modeling_gato.data.collect import collect, score_table
 
 data_dir = os.path.join(work_dir, "data")
 manifest = collect(
@@ -202,7 +202,7 @@ print(score_table(manifest["scores"]))
 model card, loss curve).
 """),
     code("""
-from modeling_gato.train import TrainConfig, train
+from modeling_gato.training.train import TrainConfig, train
 
 output_dir = os.path.join(work_dir, "model")
 summary = train(TrainConfig(
@@ -234,7 +234,7 @@ from datasets import load_from_disk
 
 from modeling_gato import GatoForCausalModeling, GatoProcessor
 from modeling_gato.agent import GatoAgent
-from modeling_gato.environments import make_env
+from modeling_gato.envs.tasks import make_env
 
 model = GatoForCausalModeling.from_pretrained(output_dir).eval()
 processor = GatoProcessor.from_pretrained(output_dir)
@@ -320,7 +320,7 @@ Image in (PIL, numpy, a path or a URL), text out; greedy unless `do_sample=True`
 """),
     code("""
 import modeling_gato  # registers "gato-image-to-text" and "gato-agent"
-from modeling_gato.environments import make_env
+from modeling_gato.envs.tasks import make_env
 
 captioner = pipeline("gato-image-to-text", model=model_dir, trust_remote_code=True, device="cpu")
 view_env = make_env(caption_task)

@@ -15,7 +15,7 @@ from modeling_gato.agent import GatoAgent
 pytest.importorskip("minigrid")
 pytest.importorskip("metaworld")
 
-from modeling_gato.environments import make_env  # noqa: E402
+from modeling_gato.envs.tasks import make_env  # noqa: E402
 
 
 def lively_model(**overrides):

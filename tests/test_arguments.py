@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from modeling_gato.arguments import model_directory, non_negative_float, positive_int
-from modeling_gato.cli import main
-from modeling_gato.train import TrainConfig
+from modeling_gato.cli.commands import main
+from modeling_gato.training.train import TrainConfig
+from modeling_gato.utils.arguments import model_directory, non_negative_float, positive_int
 
 
 @pytest.fixture

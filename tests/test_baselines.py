@@ -10,7 +10,7 @@ import pytest
 
 gym = pytest.importorskip("gymnasium")
 
-from modeling_gato.baselines import (  # noqa: E402
+from modeling_gato.acting.baselines import (  # noqa: E402
     NearestNeighbourIndex,
     NearestNeighbourPolicy,
     nearest_neighbour_factory,
@@ -131,12 +131,13 @@ def test_bad_inputs_are_refused():
 
 # ---------------------------------------------------------------------------- real environments
 def _expert_rows(task: str, seeds, cache_dir: str) -> list[dict]:
-    from modeling_gato.collect import _to_rows, run_episode
-    from modeling_gato.environments import get_task, make_env, make_expert
+    from modeling_gato.data.collect import _to_rows, run_episode
+    from modeling_gato.envs.experts import make_expert
+    from modeling_gato.envs.tasks import get_task, make_env
 
     spec = get_task(task)
     env = make_env(spec)
-    expert = make_expert(spec, env, cache_dir)
+    expert = make_expert(spec, env, cache_dir, train=True)
     rows = _to_rows([run_episode(env, expert, seed=seed) for seed in seeds], task)
     env.close()
     return rows
@@ -144,7 +145,7 @@ def _expert_rows(task: str, seeds, cache_dir: str) -> list[dict]:
 
 def test_babyai_replays_the_expert_on_a_training_observation(tmp_path):
     pytest.importorskip("minigrid")
-    from modeling_gato.environments import make_env
+    from modeling_gato.envs.tasks import make_env
 
     rows = _expert_rows("BabyAI-GoToRedBallGrey-v0", [0, 1], str(tmp_path))
     env = make_env("BabyAI-GoToRedBallGrey-v0")
@@ -160,8 +161,9 @@ def test_cartpole_one_nn_is_far_above_random(tmp_path):
     500, 221 (mean 444.2; CartPole's maximum is 500), against 19, 49, 18, 63, 38 (mean 37.4) for the uniform
     random policy."""
     pytest.importorskip("stable_baselines3")
-    from modeling_gato.collect import run_episode
-    from modeling_gato.environments import RandomPolicy, make_env
+    from modeling_gato.data.collect import run_episode
+    from modeling_gato.envs.experts import RandomPolicy
+    from modeling_gato.envs.tasks import make_env
 
     cache = os.environ.get("GATO_EXPERT_CACHE", str(tmp_path / "experts"))
     rows = _expert_rows("CartPole-v1", range(5), cache)

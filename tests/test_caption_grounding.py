@@ -3,14 +3,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from modeling_gato.caption_grounding import (
+from modeling_gato.data.collect import babyai_caption
+from modeling_gato.evaluation.caption_grounding import (
     caption_objects,
     grounding_scores,
     grounding_table,
     held_out_caption_start,
     measure_caption_grounding,
 )
-from modeling_gato.collect import babyai_caption
 
 EMPTY = "an empty room with nothing but the floor and walls in view"
 

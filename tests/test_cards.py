@@ -11,8 +11,9 @@ from huggingface_hub import DatasetCard, ModelCard, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from modeling_gato import GatoProcessor
-from modeling_gato.cards import PUSH_IGNORE_PATTERNS, prepare_card_for_push, push_model_directory, update_model_card
-from modeling_gato.metrics import score_episodes, summarize
+from modeling_gato.evaluation.metrics import score_episodes, summarize
+from modeling_gato.evaluation.report import update_model_card
+from modeling_gato.hub.cards import PUSH_IGNORE_PATTERNS, prepare_card_for_push, push_model_directory
 
 TRAIN_CARD = """---
 library_name: transformers
@@ -108,7 +109,7 @@ def test_push_refuses_a_directory_without_config(tmp_path, capsys):
     (tmp_path / "README.md").write_text(TRAIN_CARD)
     with pytest.raises(FileNotFoundError, match=r"is not a saved model directory: config.json is missing"):
         push_model_directory(str(tmp_path), "someone/gato")
-    from modeling_gato.cli import main
+    from modeling_gato.cli.commands import main
 
     with pytest.raises(SystemExit) as exited:  # the command line reports the error in one line, status 2
         main(["push", "--model", str(tmp_path), "--repo-id", "someone/gato", "--results", "unused.json"])
@@ -121,7 +122,7 @@ def test_push_refuses_a_directory_without_config(tmp_path, capsys):
 def test_card_is_pointed_at_the_pushed_repo(tmp_path):
     from huggingface_hub.utils import filter_repo_objects
 
-    from modeling_gato.train import usage_snippet
+    from modeling_gato.training.train import usage_snippet
 
     assert prepare_card_for_push(str(tmp_path), "someone/gato-small") is None  # no card: nothing to rewrite
     local = str(tmp_path / "outputs" / "run")
@@ -238,8 +239,8 @@ def _tiny_model():
 
 def test_model_push_to_hub_keeps_the_project_card(tmp_path, hub):
     from modeling_gato import GatoForCausalModeling
-    from modeling_gato.cards import base_model_card
-    from modeling_gato.train import usage_snippet
+    from modeling_gato.hub.cards import base_model_card
+    from modeling_gato.training.train import usage_snippet
 
     # a trained model's directory: the training card with its model-index (push --results / update_model_card)
     saved = tmp_path / "model"
@@ -275,7 +276,7 @@ def test_model_push_to_hub_keeps_the_project_card(tmp_path, hub):
 def test_trainer_push_to_hub_keeps_the_project_card(tmp_path, hub):
     from transformers import TrainingArguments
 
-    from modeling_gato.train import GatoTrainer, TrainConfig, usage_snippet
+    from modeling_gato.training.train import GatoTrainer, TrainConfig, usage_snippet
 
     output = tmp_path / "run"
     args = TrainingArguments(output_dir=str(output), hub_model_id="someone/gato-run", report_to=[], use_cpu=True,

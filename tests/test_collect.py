@@ -14,8 +14,8 @@ from conftest import COLLECT_EPISODES as EPISODES  # noqa: E402
 from datasets import load_from_disk  # noqa: E402
 
 from modeling_gato import GatoProcessor  # noqa: E402
-from modeling_gato.collect import babyai_caption, babyai_questions, collect  # noqa: E402
-from modeling_gato.environments import TRAINING_TASKS, action_to_column, column_to_action, observation_to_columns  # noqa: E402
+from modeling_gato.data.collect import babyai_caption, babyai_questions, collect  # noqa: E402
+from modeling_gato.envs.tasks import TRAINING_TASKS, action_to_column, column_to_action, observation_to_columns  # noqa: E402
 
 
 def test_every_source_is_written_with_consistent_columns(collected):
@@ -64,7 +64,7 @@ def test_experts_succeed_and_beat_random(collected):
 def test_interrupted_collect_leaves_no_output_and_resumes(tmp_path, monkeypatch):
     """An interruption leaves no `data` (train never sees half a directory), only `data.partial` with the finished
     task, and no lock; the same call then finishes from there."""
-    from modeling_gato import collect as collect_module
+    from modeling_gato.data import collect as collect_module
 
     real = collect_module.text_corpus
 
@@ -131,7 +131,7 @@ def test_captions_and_questions_are_grounded_in_the_objects():
 
 def test_the_builder_reads_the_collected_directory(collected):
     from modeling_gato import GatoDataCollator
-    from modeling_gato.sequences import GatoSequenceBuilder, sources_from_directory
+    from modeling_gato.data.sequences import GatoSequenceBuilder, sources_from_directory
 
     output, _ = collected
     processor = GatoProcessor()
@@ -147,3 +147,20 @@ def test_the_builder_reads_the_collected_directory(collected):
         assert len(seen) >= 8
         batch = GatoDataCollator(processor)(samples[:8])
         assert batch["input_ids"].shape[0] == 8
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"episodes": 0}, "episodes: expected an integer >= 1, got 0"),
+    ({"captions_per_task": -1}, "captions_per_task: expected an integer >= 0, got -1"),
+    ({"expert_steps": 0}, "expert_steps: expected None"),
+    ({"tasks": ["CartPole-v9"]}, "CartPole-v9"),
+])
+def test_collect_settings_are_checked_before_any_work(tmp_path, settings, message):
+    """`CollectConfig.check` refuses a bad setting by name before the lock or the partial directory exist."""
+    from modeling_gato.data.collect import CollectConfig
+
+    with pytest.raises(ValueError, match=message):
+        collect(str(tmp_path / "data"), CollectConfig(**settings))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(TypeError, match=r"unknown settings \['episode'\]"):
+        collect(str(tmp_path / "data"), episode=3)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from modeling_gato import GatoConfig, GatoForCausalModeling
-from modeling_gato.variants import PAPER_PARAMETERS, count_parameters, variant_table
+from modeling_gato.training.variants import PAPER_PARAMETERS, count_parameters, variant_table
 
 PAPER_TABLE = {  # appendix C.1: layers, heads, width, FFN hidden, key/value size
     "large": (24, 16, 2048, 8192, 128),

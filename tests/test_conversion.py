@@ -128,7 +128,7 @@ def test_jat_conversion(converted):
 
 
 def test_converted_data_trains(converted, tmp_path):
-    from modeling_gato.train import TrainConfig, train
+    from modeling_gato.training.train import TrainConfig, train
 
     summary = train(TrainConfig(data=[converted["minari"], converted["jat"]], output_dir=str(tmp_path / "model"),
                                 variant="tiny", context_length=128, max_steps=3, batch_size=2, eval_episodes=1,

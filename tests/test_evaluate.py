@@ -8,7 +8,7 @@ import pytest
 from gato_testing import save_acting_model
 
 from modeling_gato import GatoProcessor
-from modeling_gato.evaluate import BASELINES, evaluate, reference_of, results_table
+from modeling_gato.evaluation.evaluate import BASELINES, evaluate, reference_of, results_table
 
 pytest.importorskip("minigrid")
 pytest.importorskip("metaworld")
@@ -120,7 +120,7 @@ def test_a_reference_where_the_expert_is_not_better_is_refused(collected, tmp_pa
 
 
 def test_a_success_only_task_prints_n_a_and_still_counts():
-    from modeling_gato.metrics import summarize
+    from modeling_gato.evaluation.metrics import summarize
 
     entry = {"domain": "babyai", "mean_return": 0.0, "std_return": 0.0, "success_rate": 0.5, "normalized_score": None,
              "normalized_ci": None, "episode_scores": None, "episodes": [], "expert_return": None,
@@ -153,7 +153,7 @@ def test_a_directory_without_scores_is_refused_with_a_hint(tmp_path):
 def test_acting_settings_follow_the_models_training(tmp_path):
     """A model trained on short-context samples acts on the current timestep without a prompt unless told otherwise;
     any other model (or none) gets the paper's whole window with its prompt."""
-    from modeling_gato.evaluate import acting_settings
+    from modeling_gato.evaluation.evaluate import acting_settings
 
     short, paper = tmp_path / "short", tmp_path / "paper"
     for directory, probability in ((short, 0.5), (paper, 0.0)):
@@ -170,3 +170,38 @@ def test_acting_settings_follow_the_models_training(tmp_path):
         acting_settings(-1, None, None)
     with pytest.raises(ValueError, match="--prompt-tokens"):
         acting_settings(None, -2, None)
+
+
+def test_settings_travel_as_one_config_and_unknown_ones_are_named(collected, tmp_path):
+    """`evaluate(..., config)` and `evaluate(..., **fields)` are the same call; a misspelt setting or a config of
+    the wrong type is refused by name before any work starts."""
+    from modeling_gato.evaluation.evaluate import EvaluateConfig
+
+    data, _ = collected
+    config = EvaluateConfig(tasks=["CartPole-v1"], episodes=0)
+    with pytest.raises(ValueError, match="episodes: expected at least 1, got 0"):
+        evaluate(None, GatoProcessor(), str(data), str(tmp_path), config)
+    with pytest.raises(ValueError, match="episodes: expected at least 1, got -2"):
+        evaluate(None, GatoProcessor(), str(data), str(tmp_path), config, episodes=-2)  # keywords override
+    with pytest.raises(TypeError, match=r"unknown settings \['episode'\]"):
+        evaluate(None, GatoProcessor(), str(data), str(tmp_path), episode=3)
+    with pytest.raises(TypeError, match="config: expected EvaluateConfig .* got list"):
+        evaluate(None, GatoProcessor(), str(data), str(tmp_path), ["CartPole-v1"])  # the old positional `tasks`
+    assert EvaluateConfig.with_settings(config, {"episodes": 3}) == EvaluateConfig(tasks=["CartPole-v1"], episodes=3)
+    assert config.episodes == 0  # the caller's config is not modified
+
+
+def test_evaluation_never_trains_an_expert(collected, saved_model, tmp_path):
+    """The expert baseline loads the expert `collect` trained; with an empty expert cache the evaluation stops,
+    naming the command that trains it, and leaves the cache empty."""
+    from modeling_gato.envs.experts import ExpertNotTrainedError
+
+    data, _ = collected
+    model, _ = saved_model
+    empty = tmp_path / "experts"
+    empty.mkdir()
+    with pytest.raises(ExpertNotTrainedError, match=r"CartPole-v1: no trained expert .* python -m modeling_gato "
+                                                    r"collect --tasks CartPole-v1 --cache-dir"):
+        evaluate(model, GatoProcessor(), str(data), str(tmp_path / "eval"), tasks=["CartPole-v1"], episodes=1,
+                 baselines=["expert"], expert_cache=str(empty), max_episode_steps=5, offline=False, progress=False)
+    assert list(empty.iterdir()) == []

@@ -11,9 +11,9 @@ from gato_testing import tiny_config
 from safetensors.torch import load_file
 
 from modeling_gato import GatoForCausalModeling, GatoProcessor
-from modeling_gato.collect import DEFAULT_TASKS
-from modeling_gato.environments import HELD_OUT_TASKS, TASKS
-from modeling_gato.fewshot import RESULT_KEYS, adapt, relative_weight_change
+from modeling_gato.data.collect import DEFAULT_TASKS
+from modeling_gato.envs.tasks import HELD_OUT_TASKS, TASKS
+from modeling_gato.training.fewshot import RESULT_KEYS, adapt, relative_weight_change
 
 TASK = "BabyAI-GoToObj-v0"
 
@@ -25,7 +25,7 @@ def save_tiny_model(directory) -> None:
 
 
 def test_held_out_tasks_stay_out_of_the_default_collection():
-    from modeling_gato.demo import QUICK_TASKS
+    from modeling_gato.cli.demo import QUICK_TASKS
 
     assert HELD_OUT_TASKS == ["BabyAI-GoToObj-v0", "metaworld-button-press-v3"]
     assert all(TASKS[name].held_out for name in HELD_OUT_TASKS)
@@ -123,8 +123,8 @@ def test_adapt_fine_tunes_a_saved_model_and_reports_the_evaluations_numbers(tmp_
 
 def test_held_out_metaworld_task_collects_and_plays(tmp_path):
     pytest.importorskip("metaworld")
-    from modeling_gato.collect import collect
-    from modeling_gato.evaluate import evaluate
+    from modeling_gato.data.collect import collect
+    from modeling_gato.evaluation.evaluate import evaluate
 
     task = "metaworld-button-press-v3"
     manifest = collect(str(tmp_path / "data"), tasks=[task], episodes=1, score_episodes=1, text_paragraphs=1,

@@ -164,8 +164,8 @@ def test_options_and_atomic_output(converted, tmp_path):
 
 
 def test_converted_lerobot_trains_and_scores_offline(converted, tmp_path, capsys):
-    from modeling_gato.cli import main
-    from modeling_gato.train import TrainConfig, train
+    from modeling_gato.cli.commands import main
+    from modeling_gato.training.train import TrainConfig, train
 
     model_dir = str(tmp_path / "model")
     summary = train(TrainConfig(data=[converted["out"]], output_dir=model_dir, variant="tiny", context_length=128,

@@ -1,9 +1,9 @@
-"""Expert-normalized scores, IQM, stratified bootstrap CIs and the paper's counts (modeling_gato.metrics)."""
+"""Expert-normalized scores, IQM, stratified bootstrap CIs and the paper's counts (modeling_gato.evaluation.metrics)."""
 
 import numpy as np
 import pytest
 
-from modeling_gato.metrics import (
+from modeling_gato.evaluation.metrics import (
     bootstrap_ci,
     check_reference,
     interquartile_mean,

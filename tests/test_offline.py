@@ -13,14 +13,14 @@ import torch
 from gato_testing import tiny_config
 
 from modeling_gato import GatoForCausalModeling, GatoProcessor
-from modeling_gato.offline import (
+from modeling_gato.data.sequences import _slice_sample
+from modeling_gato.evaluation.offline import (
     action_prediction_metrics,
     action_space_from_description,
     offline_metrics_for_directory,
     offline_table,
     scoring_windows,
 )
-from modeling_gato.sequences import _slice_sample
 
 CONTINUOUS_IDS = (32000, 33024)
 BOX = {"type": "Box", "shape": [2], "low": [0.0, -2.0], "high": [10.0, 2.0]}
@@ -279,7 +279,7 @@ def test_directory_without_manifest_and_the_cli(tmp_path, processor, capsys):
     saved = tmp_path / "model"
     model.save_pretrained(saved)
     processor.save_pretrained(saved)
-    from modeling_gato.cli import main
+    from modeling_gato.cli.commands import main
 
     assert main(["offline", "--model", str(saved), "--data", str(data), "--held-out", "2",
                  "--output-dir", str(tmp_path / "out")]) == 0

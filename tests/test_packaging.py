@@ -141,7 +141,7 @@ def test_the_wheel_holds_every_module_and_asset(wheel):
             "conversion/__init__.py", "modeling_gato/__main__.py"} <= names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "notebooks/", "outputs/"))]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "gato = modeling_gato.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "gato = modeling_gato.cli.commands:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_the_installed_wheel_wins_and_works_offline(venv_python, tmp_path):
@@ -161,7 +161,7 @@ def test_the_installed_wheel_wins_and_works_offline(venv_python, tmp_path):
         """
     )
     names = modules()
-    assert {"modeling_gato", "modeling_gato.fewshot", "conversion", "conversion.convert_jat_dataset"} <= set(names)
+    assert {"modeling_gato", "modeling_gato.training.fewshot", "conversion", "conversion.convert_jat_dataset"} <= set(names)
     result = run([str(venv_python), "-c", check, json.dumps(names)], cwd=tmp_path)
     report = json.loads(result.stdout.strip().splitlines()[-1])
     installed = site_packages(venv_python)

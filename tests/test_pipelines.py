@@ -36,8 +36,8 @@ def saved(tmp_path_factory):
 
 def random_episode(env, seed, max_steps=6):
     """A short recorded episode of the task (the agent's demonstration prompt)."""
-    from modeling_gato.collect import run_episode
-    from modeling_gato.environments import RandomPolicy
+    from modeling_gato.data.collect import run_episode
+    from modeling_gato.envs.experts import RandomPolicy
 
     columns = run_episode(env, RandomPolicy(env, seed), seed=seed)["columns"]
     return {key: values[:max_steps] for key, values in columns.items() if key != "rewards"}
@@ -92,7 +92,7 @@ def test_agent_pipeline_acts_like_gato_agent_and_keeps_context(saved, task):
     pytest.importorskip("gymnasium")
     if task.startswith("BabyAI"):
         pytest.importorskip("minigrid")
-    from modeling_gato.environments import make_env
+    from modeling_gato.envs.tasks import make_env
 
     directory, model, processor = saved
     env = make_env(task)
@@ -205,7 +205,9 @@ def test_registered_pipelines_serve_models_in_memory(saved):
 
 
 def test_the_shipped_acting_code_is_the_package_s_one_implementation():
-    from modeling_gato import acting_utils, environments, sequences
+    from modeling_gato import acting_utils
+    from modeling_gato.data import sequences
+    from modeling_gato.envs import tasks as environments
 
     assert environments.observation_to_columns is acting_utils.observation_to_columns
     assert environments.column_of_space is acting_utils.column_of_space

@@ -1,4 +1,4 @@
-"""Reference scores with provenance (modeling_gato.references, `python -m modeling_gato scores`)."""
+"""Reference scores with provenance (modeling_gato.envs.references, `python -m modeling_gato scores`)."""
 
 import json
 import os
@@ -14,19 +14,17 @@ pytest.importorskip("stable_baselines3")
 
 from datasets import load_from_disk  # noqa: E402
 
-from modeling_gato.collect import measure_policy  # noqa: E402
-from modeling_gato.environments import get_task, make_env  # noqa: E402
-from modeling_gato.references import (  # noqa: E402
+from modeling_gato.data.collect import measure_policy  # noqa: E402
+from modeling_gato.data.scores import add_arguments, measure_references, write_references  # noqa: E402
+from modeling_gato.envs.references import (  # noqa: E402
     RANDOM_SEED_OFFSET,
-    add_arguments,
     expert_steps_for,
-    measure_references,
     recorded_expert_steps,
     reference_entry,
     references_from_description,
-    write_json_atomic,
-    write_references,
 )
+from modeling_gato.envs.tasks import get_task, make_env  # noqa: E402
+from modeling_gato.utils.jobs import write_json_atomic  # noqa: E402
 
 PROVENANCE = {"domain", "env_id", "make_kwargs", "environment", "expert_policy", "expert_origin", "expert_steps",
               "random_policy", "expert", "random", "versions", "measured"}

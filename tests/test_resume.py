@@ -16,7 +16,7 @@ import pytest
 from gato_testing import save_acting_model
 
 from modeling_gato import GatoProcessor
-from modeling_gato.jobs import Journal, OutputLock, OutputLockedError, differences
+from modeling_gato.utils.jobs import Journal, OutputLock, OutputLockedError, differences
 
 gymnasium = pytest.importorskip("gymnasium")
 
@@ -90,8 +90,8 @@ class FailingCartPole(gymnasium.Wrapper):
 
 @pytest.fixture
 def failing_task(monkeypatch):
-    from modeling_gato.environments import TASKS as REGISTRY
-    from modeling_gato.environments import TaskSpec
+    from modeling_gato.envs.tasks import TASKS as REGISTRY
+    from modeling_gato.envs.tasks import TaskSpec
 
     env_id = "modeling_gato_tests/FailingCartPole-v0"
     if env_id not in gymnasium.registry:
@@ -115,7 +115,7 @@ def _expected_failures(results):
 
 
 def test_a_failing_environment_fails_its_episode_only_one_at_a_time_and_vectorized(failing_task):
-    from modeling_gato.rollouts import random_policy, run_episodes
+    from modeling_gato.acting.rollouts import random_policy, run_episodes
 
     one = run_episodes(failing_task, random_policy, SEEDS, num_envs=1, max_episode_steps=20, progress=False)
     three = run_episodes(failing_task, random_policy, SEEDS, num_envs=3, max_episode_steps=20, progress=False)
@@ -131,7 +131,7 @@ def test_a_failing_environment_fails_its_episode_only_one_at_a_time_and_vectoriz
 
 
 def test_a_failing_environment_does_not_disturb_the_batched_agent(failing_task, model, processor):
-    from modeling_gato.rollouts import gato_policy, run_episodes
+    from modeling_gato.acting.rollouts import gato_policy, run_episodes
 
     one = run_episodes(failing_task, gato_policy(model, processor, failing_task, num_envs=1, batched=False), SEEDS,
                        num_envs=1, max_episode_steps=8, progress=False)
@@ -142,7 +142,7 @@ def test_a_failing_environment_does_not_disturb_the_batched_agent(failing_task, 
 
 
 def test_evaluate_counts_failed_episodes_and_goes_on(failing_task, collected, tmp_path, model):
-    from modeling_gato.evaluate import evaluate, results_table
+    from modeling_gato.evaluation.evaluate import evaluate, results_table
 
     data, _ = collected
     copy = tmp_path / "data"

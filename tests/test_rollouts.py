@@ -14,16 +14,17 @@ from modeling_gato.agent import BatchedGatoAgent, GatoAgent
 pytest.importorskip("minigrid")
 pytest.importorskip("metaworld")
 
-from modeling_gato.collect import run_episode  # noqa: E402
-from modeling_gato.environments import BabyAIExpert, make_env  # noqa: E402
-from modeling_gato.evaluate import play_episode  # noqa: E402
-from modeling_gato.rollouts import (  # noqa: E402
+from modeling_gato.acting.rollouts import (  # noqa: E402
     GIF_FRAME_MS,
     expert_policy,
     gato_policy,
     random_policy,
     run_episodes,
 )
+from modeling_gato.data.collect import run_episode  # noqa: E402
+from modeling_gato.envs.experts import BabyAIExpert  # noqa: E402
+from modeling_gato.envs.tasks import make_env  # noqa: E402
+from modeling_gato.evaluation.evaluate import play_episode  # noqa: E402
 
 
 def lively_model(**overrides):

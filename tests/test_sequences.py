@@ -8,7 +8,7 @@ import pytest
 from datasets import Dataset, IterableDataset
 
 from modeling_gato import GatoDataCollator
-from modeling_gato.sequences import GatoSequenceBuilder, Source
+from modeling_gato.data.sequences import GatoSequenceBuilder, Source
 
 
 def numbered_episodes(task_id: int, count: int = 6, steps: int = 10) -> list[dict]:
@@ -181,7 +181,7 @@ def test_segments_become_a_block_diagonal_causal_mask_and_windows_compute_alone(
     from gato_testing import tiny_config
 
     from modeling_gato import GatoForCausalModeling
-    from modeling_gato.collator import segment_causal_mask
+    from modeling_gato.data.collator import segment_causal_mask
 
     mask = segment_causal_mask([np.array([0, 0, 1, 1, 1])], torch.tensor([[1, 1, 1, 1, 1, 0]]))[0, 0].int()
     assert mask.tolist() == [

@@ -102,7 +102,7 @@ def test_readme_loading_snippet_runs_in_a_fresh_process(tmp_path):
 
 def test_model_card_snippet_from_a_real_training_run_runs_as_written(tmp_path):
     pytest.importorskip("minigrid")
-    from modeling_gato.collect import collect
+    from modeling_gato.data.collect import collect
 
     data, output = tmp_path / "data", tmp_path / "trained"
     collect(str(data), tasks=["BabyAI-GoToObj-v0"], episodes=3, score_episodes=3, text_paragraphs=4,

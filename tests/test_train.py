@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from modeling_gato.train import paper_schedule
+from modeling_gato.training.train import paper_schedule
 
 FAST = ["--variant", "tiny", "--context-length", "128", "--batch-size", "2", "--warmup-steps", "2",
         "--eval-episodes", "1", "--eval-samples-per-task", "4", "--logging-steps", "2"]
@@ -123,7 +123,7 @@ def test_policy_metrics_score_each_action_token_among_its_slot_ids_only(processo
     from gato_testing import tiny_config
 
     from modeling_gato import GatoDataCollator, GatoForCausalModeling
-    from modeling_gato.train import action_slot_ranges, policy_metrics
+    from modeling_gato.training.train import action_slot_ranges, policy_metrics
 
     assert action_slot_ranges({"type": "Discrete", "n": 3, "start": 0}, processor) == [(0, 3)]
     assert action_slot_ranges({"type": "MultiDiscrete", "nvec": [2, 5]}, processor) == [(0, 2), (0, 5)]
@@ -165,7 +165,7 @@ def test_policy_metrics_score_each_action_token_among_its_slot_ids_only(processo
 def test_flags_whose_default_is_none_parse_to_their_annotated_type():
     import argparse
 
-    from modeling_gato.train import add_arguments, config_from_args
+    from modeling_gato.training.train import add_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -12,7 +12,7 @@ Protocol (teacher forcing):
 - discrete actions: accuracy per action token and per whole action (every discrete token of the timestep
   right); continuous actions: the predicted bin centre against the true stored value, mean absolute error and
   root mean squared error, in the environment's units when a `Box` is known (the stored [-1, 1] value mapped
-  back to the bounds, like `environments.column_to_action`; `"units": "box"`), else in the stored [-1, 1]
+  back to the bounds, like `envs.tasks.column_to_action`; `"units": "box"`), else in the stored [-1, 1]
   units (`"units": "normalized"`);
 - episodes longer than the context are cut into windows of whole timesteps. The first window starts at the
   episode's start; each later window carries the true history of the last `context_length - stride` tokens
@@ -40,9 +40,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .arguments import data_directory, model_directory, positive_int
-from .processing_gato import GatoProcessor, _flatten_nested, _space_kind
-from .sequences import _slice_sample
+from ..data.sequences import _slice_sample
+from ..processing_gato import GatoProcessor, _flatten_nested, _space_kind
+from ..utils.arguments import data_directory, model_directory, positive_int
 
 ACTION_COLUMNS = ("continuous_actions", "discrete_actions")  # the order of the action tokens in a timestep
 MIN_SCORED_TOKENS = 20  # offline_table marks accuracies resting on fewer scored tokens (or actions) as not meaningful
@@ -50,8 +50,8 @@ MIN_SCORED_TOKENS = 20  # offline_table marks accuracies resting on fewer scored
 
 # ---------------------------------------------------------------------------- action spaces
 def action_space_from_description(description: Mapping[str, Any]) -> SimpleNamespace:
-    """A duck-typed action space (what `GatoProcessor` and `environments.column_to_action`-style maths read)
-    from `environments.describe_action_space`'s JSON (`manifest.json`'s `action_space`); gymnasium not needed."""
+    """A duck-typed action space (what `GatoProcessor` and `envs.tasks.column_to_action`-style maths read)
+    from `envs.tasks.describe_action_space`'s JSON (`manifest.json`'s `action_space`); gymnasium not needed."""
     if not isinstance(description, Mapping) or "type" not in description:
         raise ValueError(f"action_space: expected a dict with a 'type' (Discrete, MultiDiscrete or Box), got {description!r}.")
     kind = description["type"]
@@ -455,7 +455,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .evaluate import load_model
+    from ..hub.loading import load_model
 
     model, processor = load_model(args.model, args.device)
     results = offline_metrics_for_directory(model, processor, args.data, args.tasks, args.held_out,

@@ -36,13 +36,9 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from .arguments import data_directory, local_model_directory
-from .cards import card_front_matter, is_generic_card, prepare_card_for_push, usage_snippet
-from .collator import GatoDataCollator
-from .configuration_gato import GatoConfig
-from .modeling_gato import GATO_TOKEN_INPUTS, GatoForCausalModeling
-from .processing_gato import GatoProcessor
-from .sequences import (
+from ..configuration_gato import GatoConfig
+from ..data.collator import GatoDataCollator
+from ..data.sequences import (
     GatoSequenceBuilder,
     Source,
     _concatenate,
@@ -50,6 +46,10 @@ from .sequences import (
     training_episode_count,
     training_row_count,
 )
+from ..hub.cards import card_front_matter, is_generic_card, prepare_card_for_push, usage_snippet
+from ..modeling_gato import GATO_TOKEN_INPUTS, GatoForCausalModeling
+from ..processing_gato import GatoProcessor
+from ..utils.arguments import data_directory, local_model_directory
 
 CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "model.safetensors")
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, head_dim=32, intermediate_size=512)
@@ -332,7 +332,7 @@ def action_slot_ranges(action_space: dict | None, processor: GatoProcessor) -> l
     """The id range `[low, high)` of each action slot, from `manifest.json`'s `action_space` description (what the
     agent samples from: `[0, n)` for a discrete slot, the continuous bins for a Box dimension); None when the
     manifest has no description."""
-    from .offline import action_space_from_description
+    from ..evaluation.offline import action_space_from_description
 
     if not action_space:
         return None

@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .acting_utils import TOKEN_KEYS
-from .acting_utils import concatenate_samples as _concatenate
-from .acting_utils import slice_sample as _slice_sample
-from .processing_gato import GatoProcessor
+from ..acting_utils import TOKEN_KEYS
+from ..acting_utils import concatenate_samples as _concatenate
+from ..acting_utils import slice_sample as _slice_sample
+from ..processing_gato import GatoProcessor
 
 
 @dataclass

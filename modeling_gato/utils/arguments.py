@@ -57,15 +57,6 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, 0, strict=False)
 
 
-def task_name(text: str) -> str:
-    """One of the tasks this package knows (`environments.TASKS`)."""
-    from .environments import TASKS
-
-    if text not in TASKS:
-        raise argparse.ArgumentTypeError(f"unknown task {text!r}; expected one of {sorted(TASKS)}")
-    return text
-
-
 def data_directory(text: str) -> str:
     """A directory written by `collect` or a converter (it holds `manifest.json`)."""
     if not os.path.isdir(text):

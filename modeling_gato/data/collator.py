@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from transformers.feature_extraction_utils import BatchFeature
 
-from .processing_gato import GatoProcessor
+from ..processing_gato import GatoProcessor
 
 TOKENIZED_KEYS = ("input_ids", "patch_mask", "local_positions", "action_mask", "loss_mask")
 

@@ -21,11 +21,11 @@ Per task, on the same episode seeds:
 Writes `eval_results.md` (tables), `eval_results.json` (everything), `eval_episodes.jsonl` (one line per
 episode: policy, task, seed, return, length, success, normalized score, video), `eval_scores.png` (bars with
 error bars), `videos/*.gif` with `--videos K`, and, given the model directory, the metrics in the Hub's
-`model-index` format in its model card (`cards.update_model_card`), so `python -m modeling_gato push` publishes
+`model-index` format in its model card (`evaluation.report.update_model_card`), so `python -m modeling_gato push` publishes
 them.
 
 Meta-World: the seed given when the environment is made fixes its set of 50 goals and the episode seed picks one
-(`environments.make_env`). `collect` uses the collection seed (0 by default); evaluation uses `--env-seed`
+(`envs.tasks.make_env`). `collect` uses the collection seed (0 by default); evaluation uses `--env-seed`
 (1 by default), so the evaluated goals are not those of the training data. The table says which.
 """
 
@@ -39,27 +39,31 @@ import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .agent import GatoAgent
-from .arguments import data_directory, model_directory, non_negative_float, non_negative_int, positive_int, task_name
-from .collect import episode_statistics
-from .environments import TASKS, expert_cache_dir, get_task
-from .jobs import Journal, OutputLock, ResumeMismatchError, differences
-from .metrics import bootstrap_ci, check_reference, normalized_score, score_episodes, summarize
-from .references import recorded_expert_steps
-from .sequences import training_episode_count
+from ..agent import GatoAgent
+from ..data.collect import episode_statistics
+from ..data.sequences import training_episode_count
+from ..envs.experts import expert_cache_dir
+from ..envs.references import check_reference, recorded_expert_steps
+from ..envs.tasks import TASKS, get_task, task_name
+from ..hub.loading import load_model
+from ..utils.arguments import data_directory, model_directory, non_negative_float, non_negative_int, positive_int
+from ..utils.jobs import Journal, OutputLock, ResumeMismatchError, differences
+from ..utils.settings import JobSettings
+from .metrics import bootstrap_ci, normalized_score, score_episodes, summarize
+from .report import results_table, update_model_card, write_results
 
 BASELINES = ("random", "expert", "nearest")
-POLICY_NAMES = {"model": "Gato (this model)", "random": "random", "expert": "expert", "nearest": "1-NN"}
 JOURNAL_NAME = "eval_journal.jsonl"  # header (the configuration), then one line per finished episode
 LOCK_NAME = ".lock"
 
-__all__ = ["BASELINES", "evaluate", "normalized_score", "play_episode", "results_table", "write_results"]
+__all__ = ["BASELINES", "EvaluateConfig", "evaluate", "normalized_score", "play_episode", "results_table", "write_results"]
 
 
 def play_episode(env, agent: GatoAgent, seed: int, max_episode_steps: int | None = None,
@@ -80,16 +84,6 @@ def play_episode(env, agent: GatoAgent, seed: int, max_episode_steps: int | None
     if babyai:
         reported, success = True, total > 0
     return {"seed": seed, "return": total, "length": length, "success": success if reported else None}
-
-
-def load_model(model_dir: str, device: str | None = None):
-    from transformers import AutoModelForCausalLM, AutoProcessor
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=True).eval()
-    if device:
-        model.to(device)
-    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
-    return model, processor
 
 
 def reference_of(task: str, scores: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,15 +158,6 @@ def acting_settings(history_steps: int | None, prompt_tokens: int | None, model_
     return {"history_steps": history_steps or None, "prompt_tokens": prompt_tokens}
 
 
-def _acting_phrase(results: Mapping[str, Any]) -> str:
-    """How the agent saw the episode, for the table's footnote."""
-    history = results.get("history_steps")
-    if history is None:
-        return " seeing the whole window" + (" without a prompt" if results.get("prompt_tokens") == 0 else " after a prompt")
-    prompt = " and no prompt" if not results.get("prompt_tokens") else f" after a prompt of {results['prompt_tokens']} tokens"
-    return f" seeing the last {history} timestep{'s' if history > 1 else ''}{prompt}"
-
-
 def _training_settings(model_dir: str | None) -> dict[str, Any]:
     """The model's `training_config.json` (written by `train`), or {} when there is none."""
     path = os.path.join(model_dir, "training_config.json") if model_dir else None
@@ -219,7 +204,7 @@ def _resumed_episodes(journal: Journal, configuration: Mapping[str, Any], output
 
 def _policy_factory(name: str, task: str, data_dir: str, expert_cache: str | None, held_out: int,
                     expert_steps: int | None = None):
-    from .rollouts import expert_policy, random_policy
+    from ..acting.rollouts import expert_policy, random_policy
 
     if name == "random":
         return random_policy
@@ -228,11 +213,71 @@ def _policy_factory(name: str, task: str, data_dir: str, expert_cache: str | Non
     if name == "nearest":
         from datasets import load_from_disk
 
-        from .baselines import nearest_neighbour_factory
+        from ..acting.baselines import nearest_neighbour_factory
 
         dataset = load_from_disk(os.path.join(data_dir, "episodes", task))
         return nearest_neighbour_factory(dataset.select(range(training_episode_count(len(dataset), held_out))))
     raise ValueError(f"baselines: unknown baseline {name!r}; expected some of {list(BASELINES)}.")
+
+
+@dataclass
+class EvaluateConfig(JobSettings):
+    """What `evaluate` plays and how; every field is also a command-line flag of `evaluate` (`--field-name`).
+
+    `tasks`: default every task of the data directory. `episodes` per task and policy on seeds `seed`,
+    `seed + 1`, ...; `env_seed`: Meta-World's goal set. `held_out`: the last episodes of each task that training
+    held out (the 1-NN index and the offline metrics leave them out / score them); None: `eval_episodes` of the
+    model's `training_config.json`, else 1. `history_steps`: the agent sees at most this many timesteps of the
+    episode besides the prompt (None: the whole window, the paper's deployment); `"auto"`: 1 when the model
+    trained on short-context samples (`trained_history_steps`), and then no prompt unless `prompt_tokens` is given
+    (those samples have none), else None. `prompt_tokens`: the demonstration's token budget (None: a quarter of the
+    context). `expert_cache`: where `collect` / `scores` cached the stable-baselines3 experts that the `expert`
+    baseline loads (evaluation never trains one). `fresh`: discard a journal left in the output directory;
+    `strict`: raise at the first failing environment instead of recording the episode as failed."""
+
+    tasks: list[str] | None = None
+    episodes: int = 5
+    seed: int = 1000
+    env_seed: int = 1
+    temperature: float = 0.0
+    max_episode_steps: int | None = None
+    prompt_tokens: int | None = None
+    history_steps: int | str | None = "auto"
+    num_envs: int = 1
+    baselines: Sequence[str] = BASELINES
+    offline: bool = True
+    videos: int = 0
+    expert_cache: str | None = None
+    held_out: int | None = None
+    confidence: float = 0.95
+    resamples: int = 2000
+    progress: bool = True
+    fresh: bool = False
+    strict: bool = False
+
+    def check(self) -> EvaluateConfig:
+        """Every setting in its range before any work starts (a ValueError naming it otherwise); returns self."""
+        for name in self.baselines:
+            if name not in BASELINES:
+                raise ValueError(f"baselines: unknown baseline {name!r}; expected some of {list(BASELINES)}.")
+        if self.episodes < 1:
+            raise ValueError(f"episodes: expected at least 1, got {self.episodes}.")
+        if self.num_envs < 1:
+            raise ValueError(f"num_envs: expected at least 1 environment, got {self.num_envs}.")
+        if self.videos < 0:
+            raise ValueError(f"videos: expected 0 or more episodes to record, got {self.videos}.")
+        if self.max_episode_steps is not None and self.max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps: expected at least 1 (or None for the environment's limit), got "
+                             f"{self.max_episode_steps}.")
+        if self.history_steps != "auto" and self.history_steps is not None and (
+                not isinstance(self.history_steps, int) or self.history_steps < 1):
+            raise ValueError(f"history_steps: expected None (the whole window), 'auto' or at least 1, got "
+                             f"{self.history_steps!r}.")
+        if self.prompt_tokens is not None and self.prompt_tokens < 0:
+            raise ValueError(f"prompt_tokens: expected 0 (no prompt) or more, got {self.prompt_tokens}.")
+        if self.held_out is not None and self.held_out < 1:
+            raise ValueError(f"held_out: expected at least 1 held-out episode per task, got {self.held_out}.")
+        return self
 
 
 def evaluate(
@@ -240,35 +285,15 @@ def evaluate(
     processor,
     data_dir: str,
     output_dir: str,
-    tasks: list[str] | None = None,
-    episodes: int = 5,
-    seed: int = 1000,
-    env_seed: int = 1,
-    temperature: float = 0.0,
-    max_episode_steps: int | None = None,
-    prompt_tokens: int | None = None,
-    history_steps: int | str | None = "auto",
-    num_envs: int = 1,
-    baselines: Sequence[str] = BASELINES,
-    offline: bool = True,
-    videos: int = 0,
+    config: EvaluateConfig | None = None,
+    *,
     model_dir: str | None = None,
-    expert_cache: str | None = None,
-    held_out: int | None = None,
-    confidence: float = 0.95,
-    resamples: int = 2000,
-    progress: bool = True,
-    fresh: bool = False,
-    strict: bool = False,
+    **settings: Any,
 ) -> dict[str, Any]:
-    """Evaluate `model` (and `baselines`) on `tasks` (default: every task in `data_dir`); returns and writes the
-    results (see the module docstring). `model_dir`: also write the metrics into that directory's model card.
-    `held_out`: the last episodes of each task that training held out (the 1-NN index and the offline metrics
-    leave them out / score them); default: `eval_episodes` of `<model_dir>/training_config.json`, else 1.
-    `history_steps`: the agent sees at most this many timesteps of the episode besides the prompt (None: the whole
-    window, the paper's deployment); `"auto"`: 1 when the model trained on short-context samples
-    (`trained_history_steps`), and then no prompt unless `prompt_tokens` is given (those samples
-    have none), else None. `prompt_tokens`: the demonstration's token budget (default a quarter of the context).
+    """Evaluate `model` (and the baselines) on the tasks of `config` (an `EvaluateConfig`; keyword `settings` are
+    its fields, overriding it: `evaluate(model, processor, data, out, episodes=3)`); returns and writes the results
+    (see the module docstring). `model_dir`: the model's saved directory, whose training settings fill `held_out`
+    and `history_steps="auto"`, and whose model card gets the metrics.
 
     Resumable: every finished episode is appended to `<output_dir>/eval_journal.jsonl` (after a header holding the
     configuration: model fingerprint, data, tasks, seeds and settings). Run again on the same `output_dir`, the
@@ -279,21 +304,10 @@ def evaluate(
     error, counted in `errors` and left out of the statistics; `strict=True` raises at the first one instead."""
     from datasets import load_from_disk
 
-    from .rollouts import gato_policy, run_episodes
+    from ..acting.rollouts import gato_policy, run_episodes
 
-    resume = not fresh
-    for name in baselines:
-        if name not in BASELINES:
-            raise ValueError(f"baselines: unknown baseline {name!r}; expected some of {list(BASELINES)}.")
-    if episodes < 1:
-        raise ValueError(f"episodes: expected at least 1, got {episodes}.")
-    if num_envs < 1:
-        raise ValueError(f"num_envs: expected at least 1 environment, got {num_envs}.")
-    if videos < 0:
-        raise ValueError(f"videos: expected 0 or more episodes to record, got {videos}.")
-    if max_episode_steps is not None and max_episode_steps < 1:
-        raise ValueError(f"max_episode_steps: expected at least 1 (or None for the environment's limit), got "
-                         f"{max_episode_steps}.")
+    config = EvaluateConfig.with_settings(config, settings, "evaluate()").check()
+    resume = not config.fresh
     for name in ("scores.json", "manifest.json"):
         if not os.path.isfile(os.path.join(data_dir, name)):
             raise FileNotFoundError(f"data_dir: {data_dir} has no {name}; expected a directory written by "
@@ -302,40 +316,37 @@ def evaluate(
         scores = json.load(f)
     with open(os.path.join(data_dir, "manifest.json")) as f:
         manifest = json.load(f)
-    held_out = _held_out(model_dir) if held_out is None else held_out
+    held_out = _held_out(model_dir) if config.held_out is None else config.held_out
+    history_steps, prompt_tokens = config.history_steps, config.prompt_tokens
     if history_steps == "auto":  # the agent sees what the model's short-context samples showed it: no prompt
-        settings = acting_settings(None, prompt_tokens, model_dir)
-        history_steps, prompt_tokens = settings["history_steps"], settings["prompt_tokens"]
-    if history_steps is not None and (not isinstance(history_steps, int) or history_steps < 1):
-        raise ValueError(f"history_steps: expected None (the whole window) or at least 1, got {history_steps}.")
-    if held_out < 1:
-        raise ValueError(f"held_out: expected at least 1 held-out episode per task, got {held_out}.")
-    tasks = tasks or [t for t in manifest["tasks"] if t in TASKS]
+        acting = acting_settings(None, prompt_tokens, model_dir)
+        history_steps, prompt_tokens = acting["history_steps"], acting["prompt_tokens"]
+    tasks = config.tasks or [t for t in manifest["tasks"] if t in TASKS]
     for task in tasks:
         get_task(task)
         if task not in manifest["tasks"]:
             raise ValueError(f"tasks: {task!r} is not in {data_dir} (it has {sorted(manifest['tasks'])}).")
-    seeds = list(range(seed, seed + episodes))
+    seeds = list(range(config.seed, config.seed + config.episodes))
     results: dict[str, Any] = {
-        "tasks": {}, "baselines": {name: {} for name in baselines}, "episodes": episodes, "seed": seed,
-        "env_seed": env_seed, "temperature": temperature, "max_episode_steps": max_episode_steps,
-        "num_envs": num_envs, "data_dir": data_dir, "held_out": held_out, "history_steps": history_steps,
-        "prompt_tokens": prompt_tokens, "confidence": confidence,
+        "tasks": {}, "baselines": {name: {} for name in config.baselines}, "episodes": config.episodes, "seed": config.seed,
+        "env_seed": config.env_seed, "temperature": config.temperature, "max_episode_steps": config.max_episode_steps,
+        "num_envs": config.num_envs, "data_dir": data_dir, "held_out": held_out, "history_steps": history_steps,
+        "prompt_tokens": prompt_tokens, "confidence": config.confidence,
     }
     configuration = {
         "model": model_fingerprint(model), "data_dir": os.path.abspath(data_dir), "data_created": manifest.get("created"),
-        "tasks": list(tasks), "seeds": seeds, "env_seed": env_seed, "temperature": temperature,
-        "max_episode_steps": max_episode_steps, "history_steps": history_steps, "prompt_tokens": prompt_tokens,
-        "baselines": list(baselines), "held_out": held_out, "videos": videos,
+        "tasks": list(tasks), "seeds": seeds, "env_seed": config.env_seed, "temperature": config.temperature,
+        "max_episode_steps": config.max_episode_steps, "history_steps": history_steps, "prompt_tokens": prompt_tokens,
+        "baselines": list(config.baselines), "held_out": held_out, "videos": config.videos,
     }
-    video_dir = os.path.join(output_dir, "videos") if videos else None
+    video_dir = os.path.join(output_dir, "videos") if config.videos else None
     started = time.time()
     timings: dict[str, float] = {}
     os.makedirs(output_dir, exist_ok=True)
     with OutputLock(os.path.join(output_dir, LOCK_NAME), shlex.join(sys.argv)):
         journal = Journal(os.path.join(output_dir, JOURNAL_NAME))
         finished = _resumed_episodes(journal, configuration, output_dir, resume)
-        bar = tqdm(total=len(tasks) * (1 + len(baselines)), desc="evaluate", disable=not progress)
+        bar = tqdm(total=len(tasks) * (1 + len(config.baselines)), desc="evaluate", disable=not config.progress)
 
         def play(name: str, task: str, make_policy, record_videos: int = 0) -> list[dict[str, Any]]:
             """The policy's episodes of every seed: read back from the journal, or played (and journaled)."""
@@ -347,10 +358,10 @@ def evaluate(
                         result["video"] = os.path.relpath(result["video"], output_dir)
                     journal.append({"policy": name, "task": task, "seed": result["seed"], "result": result})
 
-                played = run_episodes(task, make_policy(), remaining, num_envs=num_envs, env_seed=env_seed,
-                                      max_episode_steps=max_episode_steps, video_dir=video_dir,
+                played = run_episodes(task, make_policy(), remaining, num_envs=config.num_envs, env_seed=config.env_seed,
+                                      max_episode_steps=config.max_episode_steps, video_dir=video_dir,
                                       videos=sum(s in remaining for s in seeds[:record_videos]), progress=False,
-                                      on_episode=journaled, strict=strict)
+                                      on_episode=journaled, strict=config.strict)
                 known.update(zip(remaining, played))
             bar.update(1)
             return [known[s] for s in seeds]
@@ -362,29 +373,29 @@ def evaluate(
             def model_policy(spec=spec, task=task):
                 rows = load_from_disk(os.path.join(data_dir, "episodes", task))
                 prompt = rows[len(rows) - 1]  # the last episode: held out of training by `train`
-                return gato_policy(model, processor, spec, num_envs=num_envs, prompt=prompt,
-                                   prompt_tokens=prompt_tokens, temperature=temperature, history_steps=history_steps)
+                return gato_policy(model, processor, spec, num_envs=config.num_envs, prompt=prompt,
+                                   prompt_tokens=prompt_tokens, temperature=config.temperature, history_steps=history_steps)
 
             clock = time.perf_counter()
-            per_episode = play("model", task, model_policy, videos)
+            per_episode = play("model", task, model_policy, config.videos)
             timings[task] = time.perf_counter() - clock
             entry = {"domain": spec.domain, **reference}
-            entry.update(policy_entry(task, per_episode, reference, confidence, resamples))
+            entry.update(policy_entry(task, per_episode, reference, config.confidence, config.resamples))
             results["tasks"][task] = entry
-            for name in baselines:
+            for name in config.baselines:
                 def baseline(name=name, task=task):
-                    return _policy_factory(name, task, data_dir, expert_cache, held_out,
+                    return _policy_factory(name, task, data_dir, config.expert_cache, held_out,
                                            recorded_expert_steps(data_dir, task))
 
                 played = play(name, task, baseline)
                 results["baselines"][name][task] = {"domain": spec.domain,
-                                                    **policy_entry(task, played, reference, confidence, resamples)}
+                                                    **policy_entry(task, played, reference, config.confidence, config.resamples)}
         bar.close()
         results["model_seconds"] = timings
-        results["summary"] = summarize(results["tasks"], confidence, resamples)
-        results["baseline_summaries"] = {name: summarize(per_task, confidence, resamples)
+        results["summary"] = summarize(results["tasks"], config.confidence, config.resamples)
+        results["baseline_summaries"] = {name: summarize(per_task, config.confidence, config.resamples)
                                          for name, per_task in results["baselines"].items() if per_task}
-        if offline:
+        if config.offline:
             from .offline import offline_metrics_for_directory
 
             results["offline"] = offline_metrics_for_directory(model, processor, data_dir, tasks, held_out=held_out,
@@ -392,185 +403,8 @@ def evaluate(
         results["seconds"] = time.time() - started
         write_results(results, output_dir)
         if model_dir is not None:
-            from .cards import update_model_card
-
             update_model_card(model_dir, results)
     return results
-
-
-# ---------------------------------------------------------------------------- tables
-def _number(value, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _percent(value) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
-
-
-def _score(entry: Mapping[str, Any]) -> str:
-    if entry.get("normalized_score") is None:
-        return "n/a"
-    interval = entry.get("normalized_ci")
-    text = f"{entry['normalized_score']:.0%}"
-    return text if not interval else f"{text} [{interval[0]:.0%}, {interval[1]:.0%}]"
-
-
-def _failures(entry: Mapping[str, Any]) -> str:
-    errors = entry.get("errors") or 0
-    return f" ({errors} episode{'s' if errors > 1 else ''} failed)" if errors else ""
-
-
-def _policies(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any] | None]]:
-    """(name, per-task entries, summary) for the model and each baseline, in table order."""
-    policies = [("model", results["tasks"], results.get("summary"))]
-    for name, per_task in results.get("baselines", {}).items():
-        if per_task:
-            policies.append((name, per_task, results.get("baseline_summaries", {}).get(name)))
-    return policies
-
-
-def results_table(results: Mapping[str, Any]) -> str:
-    """The evaluation as markdown: per task (every policy), per domain, offline prediction, references."""
-    level = f"{results.get('confidence', 0.95):.0%}"
-    policies = _policies(results)
-    lines = [
-        f"| task | domain | policy | return (mean ± std) | success | expert-normalized [{level} CI] |",
-        "|---|---|---|---|---|---|",
-    ]
-    for task in results["tasks"]:
-        for name, per_task, _ in policies:
-            entry = per_task.get(task)
-            if entry is None:
-                continue
-            label = f"**{POLICY_NAMES[name]}**" if name == "model" else POLICY_NAMES[name]
-            lines.append(
-                f"| {task} | {results['tasks'][task]['domain']} | {label} | {_number(entry['mean_return'])} ± "
-                f"{_number(entry['std_return'])}{_failures(entry)} | {_percent(entry['success_rate'])} | "
-                f"{_score(entry)} |"
-            )
-    lines += ["", f"| domain | policy | tasks (scored) | mean normalized | IQM [{level} CI] | >= 50% | >= 80% | "
-              "mean success |", "|---|---|---|---|---|---|---|---|"]
-    summaries = [(name, summary) for name, _, summary in policies if summary]
-    domains = list(summaries[0][1]["domains"]) + ["all"] if summaries else []
-    for domain in domains:
-        for name, summary in summaries:
-            group = summary["overall"] if domain == "all" else summary["domains"].get(domain)
-            if group is None:
-                continue
-            ci = group.get("iqm_ci")
-            interval = "" if not ci else f" [{_number(ci[0])}, {_number(ci[1])}]"
-            label = f"**{POLICY_NAMES[name]}**" if name == "model" else POLICY_NAMES[name]
-            lines.append(
-                f"| {'**all**' if domain == 'all' else domain} | {label} | {group['tasks']} ({group['tasks_scored']}) | "
-                f"{_number(group['mean'])} | {_number(group['iqm'])}{interval} | {group['at_least_50']} | "
-                f"{group['at_least_80']} | {_percent(group['mean_success_rate'])} |"
-            )
-    overall = results["summary"]["overall"]
-    temperature = results.get("temperature", 0.0)
-    lines += [
-        "",
-        f"Model: {overall['at_least_50']} of {overall['tasks']} tasks at >= 50% of expert, {overall['at_least_80']} at "
-        f">= 80%; mean expert-normalized score {_percent(overall['mean'])}. {results['episodes']} episodes per task and "
-        f"policy (seeds {results['seed']}...{results['seed'] + results['episodes'] - 1}, the same for every policy), "
-        f"Meta-World goal set of env seed {results['env_seed']}, "
-        f"{'greedy' if temperature <= 0 else f'temperature {temperature}'} model actions"
-        + _acting_phrase(results)
-        + (f", episodes capped at {results['max_episode_steps']} steps" if results.get("max_episode_steps") else "")
-        + ". Normalized score `(R - R_random) / (R_expert - R_random)` with the references below; per-task interval: "
-        "percentile bootstrap of the mean over episodes; IQM: pooled episodes, stratified bootstrap.",
-    ]
-    failures = [f"{task} / {POLICY_NAMES[name]} / seed {episode['seed']}: {episode['error']}"
-                for name, per_task, _ in policies for task, entry in per_task.items()
-                for episode in entry.get("failed_episodes", [])]
-    if failures:
-        lines += ["", f"Episodes whose environment failed ({len(failures)}; left out of every statistic above):", ""]
-        lines += [f"- {failure}" for failure in failures]
-    if results.get("offline"):
-        from .offline import offline_table
-
-        lines += ["", "Offline action prediction (held-out episodes, no environment):", "",
-                  offline_table(results["offline"])]
-    lines += ["", "References (from `scores.json`):", "",
-              "| task | environment | expert | expert return | expert success | random return | random success | "
-              "episodes (expert / random) |", "|---|---|---|---|---|---|---|---|"]
-    for task, r in results["tasks"].items():
-        lines.append(
-            f"| {task} | {r.get('environment') or 'n/a'} | {r.get('expert_origin') or 'n/a'} | "
-            f"{_number(r['expert_return'])} | {_percent(r['expert_success_rate'])} | {_number(r['random_return'])} | "
-            f"{_percent(r['random_success_rate'])} | {r.get('expert_episodes') or 'n/a'} / "
-            f"{r.get('random_episodes') or 'n/a'} |"
-        )
-    return "\n".join(lines)
-
-
-def episode_records(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One flat record per episode and policy (the lines of `eval_episodes.jsonl`)."""
-    records = []
-    for name, per_task, _ in _policies(results):
-        for task, entry in per_task.items():
-            for episode in entry["episodes"]:
-                records.append({"policy": name, "task": task, **episode})
-    return records
-
-
-def _grouped_bars(axis, labels: list[str], series: list[tuple[str, list[Mapping[str, Any]], str, str]]) -> None:
-    """One group of bars per label, one bar per series `(name, entries, value key, interval key)`, with the
-    interval as error bars (a None value is drawn as 0 without error bar)."""
-    import matplotlib.pyplot as plt
-
-    colors = plt.get_cmap("tab10")
-    width = 0.8 / max(len(series), 1)
-    for number, (name, entries, key, interval_key) in enumerate(series):
-        values, errors = [], [[], []]
-        for entry in entries:
-            value, interval = entry.get(key), entry.get(interval_key)
-            values.append(0.0 if value is None else value)
-            errors[0].append(0.0 if value is None or not interval else max(0.0, value - interval[0]))
-            errors[1].append(0.0 if value is None or not interval else max(0.0, interval[1] - value))
-        positions = np.arange(len(labels)) + (number - (len(series) - 1) / 2) * width
-        axis.bar(positions, values, width, yerr=errors, capsize=2, color=colors(number), label=name)
-    axis.axhline(1.0, color="black", linestyle="--", linewidth=1)
-    axis.axhline(0.0, color="black", linewidth=0.5)
-    axis.set_xticks(range(len(labels)))
-    axis.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
-
-
-def write_results(results: Mapping[str, Any], output_dir: str) -> None:
-    """eval_results.json / .md, eval_episodes.jsonl and eval_scores.png in `output_dir`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "eval_results.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    with open(os.path.join(output_dir, "eval_results.md"), "w") as f:
-        f.write(results_table(results) + "\n")
-    with open(os.path.join(output_dir, "eval_episodes.jsonl"), "w") as f:
-        for record in episode_records(results):
-            f.write(json.dumps(record) + "\n")
-
-    policies = _policies(results)
-    tasks = list(results["tasks"])
-    figure, (left, right) = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(tasks) + 5), 4.8),
-                                         gridspec_kw={"width_ratios": [max(len(tasks), 1), 3]})
-    _grouped_bars(left, tasks, [(POLICY_NAMES[name], [per_task.get(task, {}) for task in tasks], "normalized_score",
-                                 "normalized_ci") for name, per_task, _ in policies])
-    left.axhline(0.5, color="grey", linestyle=":", linewidth=1)
-    left.set_ylabel("expert-normalized score (mean, 95% CI)")
-    left.set_title("per task (n/a plotted as 0)")
-    left.legend(fontsize=7)
-    summaries = [(name, summary) for name, _, summary in policies if summary]
-    groups = (list(summaries[0][1]["domains"]) + ["all"]) if summaries else []
-    _grouped_bars(right, groups, [(POLICY_NAMES[name], [summary["overall"] if group == "all" else
-                                                         summary["domains"][group] for group in groups], "iqm", "iqm_ci")
-                                  for name, summary in summaries])
-    right.set_title("IQM per domain (95% CI)")
-    figure.suptitle("Gato: one set of weights, every task, beside random, expert and 1-NN")
-    figure.tight_layout()
-    figure.savefig(os.path.join(output_dir, "eval_scores.png"), dpi=120)
-    plt.close(figure)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -609,6 +443,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop at the first environment that fails (default: record that episode as failed, go on)")
 
 
+def config_from_arguments(args: argparse.Namespace, local: bool = True) -> EvaluateConfig:
+    """The `EvaluateConfig` of an `evaluate` command line (`local`: --model is a directory on this machine, whose
+    training settings fill --held-out and the acting history)."""
+    model_dir = args.model if local else None
+    return EvaluateConfig(
+        tasks=args.tasks, episodes=args.episodes, seed=args.seed, env_seed=args.env_seed, temperature=args.temperature,
+        max_episode_steps=args.max_episode_steps, num_envs=args.num_envs, baselines=args.baselines,
+        offline=not args.no_offline, videos=args.videos, expert_cache=args.expert_cache, fresh=args.fresh,
+        strict=args.strict, held_out=args.held_out if args.held_out is not None else _held_out(model_dir),
+        **acting_settings(args.history_steps, args.prompt_tokens, model_dir),
+    )
+
+
 def main(args: argparse.Namespace) -> int:
     local = os.path.isfile(os.path.join(args.model, "config.json"))
     if not local and args.output_dir is None:
@@ -618,12 +465,8 @@ def main(args: argparse.Namespace) -> int:
     model, processor = load_model(args.model, args.device)
     output_dir = args.output_dir or os.path.join(args.model, "eval")
     card = local and not args.no_card
-    results = evaluate(model, processor, args.data, output_dir, args.tasks, args.episodes, args.seed, args.env_seed,
-                       args.temperature, args.max_episode_steps, num_envs=args.num_envs, baselines=args.baselines,
-                       offline=not args.no_offline, videos=args.videos, model_dir=args.model if card else None,
-                       expert_cache=args.expert_cache, fresh=args.fresh, strict=args.strict,
-                       held_out=args.held_out if args.held_out is not None else _held_out(args.model if local else None),
-                       **acting_settings(args.history_steps, args.prompt_tokens, args.model if local else None))
+    results = evaluate(model, processor, args.data, output_dir, config_from_arguments(args, local),
+                       model_dir=args.model if card else None)
     print(results_table(results))
     print(f"wrote {output_dir}/eval_results.md, eval_results.json, eval_episodes.jsonl, eval_scores.png"
           + (f" and the model-index metrics in {args.model}/README.md" if card else ""))

@@ -19,10 +19,10 @@ import time
 import numpy as np
 import torch
 
-from .configuration_gato import GatoConfig
-from .modeling_gato import GatoForCausalModeling
-from .processing_gato import GatoProcessor
-from .variants import variant_table
+from ..configuration_gato import GatoConfig
+from ..modeling_gato import GatoForCausalModeling
+from ..processing_gato import GatoProcessor
+from ..training.variants import variant_table
 
 
 def sample_episode(num_steps: int = 3, seed: int = 0) -> dict:
@@ -140,9 +140,9 @@ QUICK_TASKS = ["BabyAI-GoToRedBallGrey-v0", "metaworld-reach-v3", "CartPole-v1"]
 
 def _calibrate_step_seconds(config, processor, data_dir: str, steps: int = 3) -> float:
     """Seconds per optimizer step of this model and batch on this machine (a few real steps)."""
-    from .collator import GatoDataCollator
-    from .sequences import GatoSequenceBuilder
-    from .train import build_model, split_sources
+    from ..data.collator import GatoDataCollator
+    from ..data.sequences import GatoSequenceBuilder
+    from ..training.train import build_model, split_sources
 
     sources, _, _ = split_sources([data_dir], config.weights, config.eval_episodes)
     builder = iter(GatoSequenceBuilder(processor, sources, context_length=config.context_length, seed=123,
@@ -165,9 +165,9 @@ def _calibrate_step_seconds(config, processor, data_dir: str, steps: int = 3) ->
 
 
 def run_full_demo(args: argparse.Namespace) -> None:
-    from .collect import collect, score_table
-    from .evaluate import evaluate, results_table
-    from .train import TrainConfig, train
+    from ..data.collect import collect, score_table
+    from ..evaluation.evaluate import evaluate, results_table
+    from ..training.train import TrainConfig, train
 
     started = time.time()
     if args.minutes is None:
@@ -234,7 +234,7 @@ def run_full_demo(args: argparse.Namespace) -> None:
     captions = _sample_captions(model, processor, data_dir, 2 if quick else 6)
     grounding = None
     if os.path.isdir(os.path.join(data_dir, "captions")):
-        from .caption_grounding import measure_caption_grounding
+        from ..evaluation.caption_grounding import measure_caption_grounding
 
         grounding = measure_caption_grounding(model, processor, data_dir)
         with open(os.path.join(out, "caption_grounding.json"), "w") as f:
@@ -377,7 +377,7 @@ def _report(manifest, config, summary, results, captions, completions, timings, 
     ]
     lines += [f"| {c['reference']} | {c['generated']} |" for c in captions] or ["| (no caption data) | |"]
     if grounding is not None:
-        from .caption_grounding import grounding_table
+        from ..evaluation.caption_grounding import grounding_table
 
         lines += ["", f"Grounding on the {grounding['captions']} held-out captions: objects (colour and kind) named by "
                   "the model's greedy caption against those really in view, beside the template prior (the most "

@@ -19,36 +19,41 @@ the rest (`collect`'s docstring); `<output_dir>.lock` keeps a second run off the
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import shlex
 import shutil
 import time
-import uuid
 import zlib
 from collections import Counter
-from collections.abc import Iterator
-from importlib import metadata
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .arguments import non_negative_int, positive_int, task_name
-from .environments import (
+from ..envs.experts import RandomPolicy, expert_cache_dir, make_expert
+from ..envs.references import RANDOM_SEED_OFFSET, dataset_description, reference_entry
+from ..envs.tasks import (
     TASKS,
-    RandomPolicy,
     TaskSpec,
     action_to_column,
     describe_action_space,
-    expert_cache_dir,
     get_task,
     make_env,
-    make_expert,
     observation_to_columns,
+    task_name,
 )
+from ..utils.arguments import non_negative_int, positive_int
+from ..utils.jobs import (
+    OutputLock,
+    ResumeMismatchError,
+    differences,
+    move_into_place,
+    package_versions,
+    write_json_atomic,
+)
+from ..utils.settings import JobSettings
 
 EPISODE_FEATURE_COLUMNS = (
     "text_observations",
@@ -94,9 +99,11 @@ def run_episode(env, policy, seed: int, record: bool = True, on_step=None) -> di
 def measure_policy(spec: TaskSpec, policy_name: str, episodes: int, seed: int, cache_dir: str,
                    expert_steps: int | None = None, record: bool = False, on_step=None,
                    progress: bool = True) -> tuple[list[dict], dict[str, Any]]:
-    """Run `episodes` episodes of the expert or the random policy; returns the episodes and their statistics."""
+    """Run `episodes` episodes of the expert (trained into `cache_dir` first if it is a missing stable-baselines3
+    expert) or the random policy; returns the episodes and their statistics."""
     env = make_env(spec, seed=seed)
-    policy = make_expert(spec, env, cache_dir, expert_steps) if policy_name == "expert" else RandomPolicy(env, seed)
+    policy = (make_expert(spec, env, cache_dir, expert_steps, train=True) if policy_name == "expert"
+              else RandomPolicy(env, seed))
     results = []
     bar = tqdm(range(episodes), desc=f"{spec.name} ({policy_name})", disable=not progress, leave=False)
     for index in bar:
@@ -187,31 +194,6 @@ def text_corpus(max_paragraphs: int | None = None, min_characters: int = 200) ->
 
 
 # ---------------------------------------------------------------------------- writing
-def _move_into_place(partial: str, target: str) -> None:
-    """Rename the finished `partial` directory to `target`, replacing an existing `target` (moved aside first)."""
-    if os.path.exists(target):
-        old = f"{target}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.replace(target, old)
-        os.replace(partial, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(partial, target)
-
-
-@contextlib.contextmanager
-def atomic_directory(output_dir: str, overwrite: bool = False) -> Iterator[str]:
-    """Yield a directory beside `output_dir` to write into; renamed into place (os.replace) only on success."""
-    target = os.path.abspath(output_dir).rstrip(os.sep)
-    if os.path.exists(target) and not overwrite:
-        raise FileExistsError(f"{output_dir} exists; pass --overwrite to replace it.")
-    partial = f"{target}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    os.makedirs(partial)
-    try:
-        yield partial
-        _move_into_place(partial, target)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
 
 
 def _episode_features(rows: list[dict]):
@@ -250,17 +232,6 @@ def _to_rows(results: list[dict], task: str) -> list[dict]:
     return rows
 
 
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in ("gymnasium", "minigrid", "metaworld", "mujoco", "stable-baselines3", "torch", "transformers",
-                 "datasets"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 COLLECT_STATE = ".collect"  # inside the partial directory: the run's configuration and each finished task's data
 
 
@@ -276,7 +247,6 @@ def _collect_task(spec: TaskSpec, partial: str, episodes: int, score_episodes: i
     `task.json`, its captions and VQA rows), each written aside and renamed; `task.json` last marks it finished."""
     from datasets import Dataset, DatasetInfo, Features, Image, Value
 
-    from .references import RANDOM_SEED_OFFSET, dataset_description, reference_entry, write_json_atomic
 
     rng = _task_rng(seed, spec.name)
     capture = []
@@ -340,8 +310,6 @@ def _start_partial(partial: str, configuration: dict[str, Any], fresh: bool) -> 
     """The partial directory's state: resumed when it holds the same configuration (a one-line refusal naming what
     differs when it does not, unless `fresh`), else started afresh. Returns the header (configuration, creation
     time and package versions of the first run, kept so that a resumed directory equals an uninterrupted one's)."""
-    from .jobs import ResumeMismatchError, differences
-    from .references import write_json_atomic
 
     state = os.path.join(partial, COLLECT_STATE, "collect.json")
     if os.path.isdir(partial) and not fresh:
@@ -364,21 +332,49 @@ def _start_partial(partial: str, configuration: dict[str, Any], fresh: bool) -> 
     return header
 
 
-def collect(
-    output_dir: str,
-    tasks: list[str] | None = None,
-    episodes: int = 20,
-    score_episodes: int = 10,
-    seed: int = 0,
-    text_paragraphs: int = 2000,
-    captions_per_task: int = 200,
-    cache_dir: str | None = None,
-    expert_steps: int | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    fresh: bool = False,
-) -> dict[str, Any]:
-    """Collect everything into `output_dir` atomically; returns the manifest.
+@dataclass
+class CollectConfig(JobSettings):
+    """What `collect` gathers; every field is also a command-line flag of `collect` (`--field-name`).
+
+    `tasks`: default every task not held out (`DEFAULT_TASKS`). Per task, `episodes` expert episodes (seeds `seed`,
+    `seed + 1`, ...) and `score_episodes` random-policy episodes for the references; `captions_per_task` BabyAI
+    views captioned (with VQA); `text_paragraphs` rows of text. `cache_dir`: where stable-baselines3 experts are
+    trained once (with `expert_steps`, default per task) and cached. `overwrite`: replace an existing output;
+    `fresh`: discard what an interrupted run left in `<output_dir>.partial`."""
+
+    tasks: list[str] | None = None
+    episodes: int = 20
+    score_episodes: int = 10
+    seed: int = 0
+    text_paragraphs: int = 2000
+    captions_per_task: int = 200
+    cache_dir: str | None = None
+    expert_steps: int | None = None
+    overwrite: bool = False
+    progress: bool = True
+    fresh: bool = False
+
+    def check(self) -> CollectConfig:
+        """Every setting in its range before any work starts (a ValueError naming it otherwise); returns self."""
+        for name in ("episodes", "score_episodes", "text_paragraphs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}.")
+        for name in ("seed", "captions_per_task"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: expected an integer >= 0, got {value!r}.")
+        if self.expert_steps is not None and (not isinstance(self.expert_steps, int) or self.expert_steps < 1):
+            raise ValueError(f"expert_steps: expected None (the task's default) or an integer >= 1, got "
+                             f"{self.expert_steps!r}.")
+        for name in self.tasks or ():
+            get_task(name)
+        return self
+
+
+def collect(output_dir: str, config: CollectConfig | None = None, **settings: Any) -> dict[str, Any]:
+    """Collect everything `config` (a `CollectConfig`; keyword `settings` are its fields, overriding it:
+    `collect(out, tasks=["CartPole-v1"], episodes=5)`) asks for into `output_dir` atomically; returns the manifest.
 
     Resumable: the work goes to `<output_dir>.partial`, task by task (a task is finished once its data is renamed
     into place there). Rerun after an interruption, the same command keeps the finished tasks, redoes the unfinished
@@ -387,30 +383,30 @@ def collect(
     sees the partial directory: the output appears by one rename at the end."""
     from datasets import Dataset, concatenate_datasets, load_from_disk
 
-    from .cards import count_directory_tokens, write_dataset_card
-    from .jobs import OutputLock
-    from .references import write_json_atomic
+    from ..hub.cards import count_directory_tokens, write_dataset_card
 
-    command = collect_command(output_dir, tasks, episodes, score_episodes, seed, text_paragraphs, captions_per_task,
-                              expert_steps)
-    tasks = DEFAULT_TASKS if not tasks else list(tasks)
+    config = CollectConfig.with_settings(config, settings, "collect()").check()
+    command = collect_command(output_dir, config)
+    tasks = DEFAULT_TASKS if not config.tasks else list(config.tasks)
     specs = [get_task(name) for name in tasks]
-    cache_dir = expert_cache_dir(cache_dir)
+    cache_dir = expert_cache_dir(config.cache_dir)
     target = os.path.abspath(output_dir).rstrip(os.sep)
-    if os.path.exists(target) and not overwrite:
+    if os.path.exists(target) and not config.overwrite:
         raise FileExistsError(f"{output_dir} exists; pass --overwrite to replace it.")
     partial = f"{target}.partial"
-    configuration = {"tasks": tasks, "episodes": episodes, "score_episodes": score_episodes, "seed": seed,
-                     "text_paragraphs": text_paragraphs, "captions_per_task": captions_per_task,
-                     "expert_steps": expert_steps}
+    configuration = {"tasks": tasks, "episodes": config.episodes, "score_episodes": config.score_episodes,
+                     "seed": config.seed, "text_paragraphs": config.text_paragraphs,
+                     "captions_per_task": config.captions_per_task, "expert_steps": config.expert_steps}
     with OutputLock(f"{target}.lock", command):
-        header = _start_partial(partial, configuration, fresh)
+        header = _start_partial(partial, configuration, config.fresh)
         if header:
-            for spec in tqdm(specs, desc="tasks", disable=not progress):
+            for spec in tqdm(specs, desc="tasks", disable=not config.progress):
                 if not _finished_task(partial, spec.name):
-                    _collect_task(spec, partial, episodes, score_episodes, seed, captions_per_task, cache_dir,
-                                  expert_steps, header["versions"], progress)
-            manifest: dict[str, Any] = {"format": "modeling_gato/episodes-v1", "seed": seed, "command": command,
+                    _collect_task(spec, partial, config.episodes, config.score_episodes, config.seed,
+                                  config.captions_per_task, cache_dir, config.expert_steps, header["versions"],
+                                  config.progress)
+            manifest: dict[str, Any] = {"format": "modeling_gato/episodes-v1", "seed": config.seed,
+                                        "command": command,
                                         "tasks": {}, "versions": header["versions"], "created": header["created"]}
             scores: dict[str, Any] = {}
             parts: dict[str, list] = {"captions": [], "vqa": []}
@@ -422,7 +418,7 @@ def collect(
                 for kind in parts:
                     if os.path.isdir(os.path.join(work, kind)):
                         parts[kind].append(load_from_disk(os.path.join(work, kind)))
-            paragraphs = text_corpus(text_paragraphs)
+            paragraphs = text_corpus(config.text_paragraphs)
             for kind in ("text", *parts):
                 shutil.rmtree(os.path.join(partial, kind), ignore_errors=True)
             Dataset.from_dict({"text": paragraphs}).save_to_disk(os.path.join(partial, "text"))
@@ -440,21 +436,21 @@ def collect(
             shutil.rmtree(os.path.join(partial, COLLECT_STATE))
         with open(os.path.join(partial, "manifest.json")) as f:
             manifest = json.load(f)
-        _move_into_place(partial, target)
+        move_into_place(partial, target)
     return manifest
 
 
-def collect_command(output_dir: str, tasks: list[str] | None, episodes: int, score_episodes: int, seed: int,
-                    text_paragraphs: int, captions_per_task: int, expert_steps: int | None = None) -> str:
+def collect_command(output_dir: str, config: CollectConfig) -> str:
     """The `python -m modeling_gato collect` command line that regenerates a directory (`--cache-dir` is left
     out: it only saves retraining the stable-baselines3 experts)."""
     words = ["python", "-m", "modeling_gato", "collect", "--output-dir", output_dir]
-    if tasks and list(tasks) != DEFAULT_TASKS:
-        words += ["--tasks", *tasks]
-    words += ["--episodes", str(episodes), "--score-episodes", str(score_episodes), "--seed", str(seed),
-              "--text-paragraphs", str(text_paragraphs), "--captions-per-task", str(captions_per_task)]
-    if expert_steps is not None:
-        words += ["--expert-steps", str(expert_steps)]
+    if config.tasks and list(config.tasks) != DEFAULT_TASKS:
+        words += ["--tasks", *config.tasks]
+    words += ["--episodes", str(config.episodes), "--score-episodes", str(config.score_episodes), "--seed",
+              str(config.seed), "--text-paragraphs", str(config.text_paragraphs), "--captions-per-task",
+              str(config.captions_per_task)]
+    if config.expert_steps is not None:
+        words += ["--expert-steps", str(config.expert_steps)]
     return shlex.join(words)
 
 
@@ -491,10 +487,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    manifest = collect(
-        args.output_dir, args.tasks, args.episodes, args.score_episodes, args.seed, args.text_paragraphs,
-        args.captions_per_task, args.cache_dir, args.expert_steps, args.overwrite, fresh=args.fresh,
-    )
+    config = CollectConfig(**{f.name: getattr(args, f.name) for f in fields(CollectConfig) if f.name != "progress"})
+    manifest = collect(args.output_dir, config)
     print(score_table(manifest["scores"]))
     print(f"wrote {args.output_dir}: {sum(t['episodes'] for t in manifest['tasks'].values())} episodes, "
           f"{manifest['text']['rows']} text rows, {manifest['captions']['rows']} captions, {manifest['vqa']['rows']} VQA")

@@ -4,7 +4,7 @@ The paper uses a SentencePiece model with 32,000 subwords. We cannot download on
 offline by design), so we train a SentencePiece-style unigram model with `tokenizers` on text nobody
 here wrote and that every Python installation has: the language reference shipped in
 `pydoc_data.topics` and the docstrings of the standard library. The result is committed as
-`modeling_gato/assets/tokenizer/tokenizer.json`; run `python -m modeling_gato.tokenizer_training`
+`modeling_gato/assets/tokenizer/tokenizer.json`; run `python -m modeling_gato.data.tokenizer_training`
 to rebuild it (deterministic for a given interpreter version).
 
 Text ids are `[0, vocab_size)`, with `vocab_size <= 32000`: the continuous range starts at 32000
@@ -20,7 +20,7 @@ import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
-from .arguments import positive_int
+from ..utils.arguments import positive_int
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]  # ids 0, 1, 2, 3
 DEFAULT_TOKENIZER_DIR = Path(__file__).resolve().parent / "assets" / "tokenizer"

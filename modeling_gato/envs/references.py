@@ -1,17 +1,15 @@
-"""Reference scores with provenance: `python -m modeling_gato scores --data <collect dir>`.
+"""Reference scores with provenance (measured by `collect` and `python -m modeling_gato scores`, in `data/`).
 
 The expert-normalized score `(R - R_random) / (R_expert - R_random)` is only as good as its references, so
 every reference records where it comes from: per task and environment version, the expert's and a seeded
 uniform-random policy's mean and std return, success rate, mean length, N and seeds, the expert's name,
 origin and training steps (`expert_steps`, None for experts that ship with a package), package versions and
-the date. A table where the expert does not beat the random policy is refused (`metrics.check_reference`),
+the date. A table where the expert does not beat the random policy is refused (`check_reference`),
 never scored. `scores` re-measures each task with the expert steps its directory recorded (an explicit
 `--expert-steps` wins).
 
-`collect` writes the same structure into `scores.json` (from its recorded expert episodes); `scores`
-re-measures it for an existing directory and writes it into `scores.json` (atomically), `manifest.json`,
-each `episodes/<task>` dataset's metadata (its `DatasetInfo.description`, in `dataset_info.json`) and the
-dataset card (README.md).
+This module holds what a reference is (`reference_entry`, `check_reference`) and where it is read back from
+(`scores.json`, a dataset's `DatasetInfo.description`); `data.collect` and `data.scores` measure and write them.
 
 Facts worth knowing before reading the numbers (minigrid 3.2.0, metaworld 3.1.1, gymnasium 1.4.0):
 
@@ -21,26 +19,23 @@ Facts worth knowing before reading the numbers (minigrid 3.2.0, metaworld 3.1.1,
 - Meta-World v3 episodes last 500 steps and do not terminate on success; the scripted policies that ship
   with metaworld score thousands (reach about 4,800 vs random 900). JAT's published Meta-World references are
   v2 with PPO experts (reach expert 681, below v3 random): references are per environment version.
-- Meta-World 3.1.1 ignores `reset(seed=...)` by itself; `environments.make_env` fixes the set of 50 goals from
+- Meta-World 3.1.1 ignores `reset(seed=...)` by itself; `envs.tasks.make_env` fixes the set of 50 goals from
   the seed given when the environment is made (`env_seed`, recorded with each reference) and picks one from
   each episode seed.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import tempfile
 import time
-from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
-from .arguments import data_directory, non_negative_int, positive_int, task_name
-from .environments import TaskSpec, expert_cache_dir, get_task
-from .metrics import check_reference
+import numpy as np
+
+from .tasks import TaskSpec
 
 RANDOM_SEED_OFFSET = 1_000_000  # the random policy plays seeds seed + 1e6 ...: never the expert's episodes
 DESCRIPTION_MARKER = "modeling_gato reference scores (JSON): "
@@ -56,6 +51,20 @@ DOMAIN_NOTES = {
 }
 ENVIRONMENT_PACKAGES = {"babyai": ("minigrid",), "metaworld": ("metaworld", "mujoco"), "mujoco": ("gymnasium", "mujoco"),
                         "classic": ("gymnasium",)}
+
+
+def check_reference(task: str, expert: float, random: float) -> None:
+    """Refuse a reference where the expert does not beat the random policy: the normalized score is undefined."""
+    if expert is None or random is None:
+        raise ValueError(f"task {task}: the reference needs both returns, got expert {expert} and random {random}.")
+    if not (np.isfinite(expert) and np.isfinite(random)):
+        raise ValueError(f"task {task}: reference returns must be finite, got expert {expert} and random {random}.")
+    if expert <= random:
+        raise ValueError(
+            f"task {task}: the expert's mean return {expert:.6g} is not above the random policy's {random:.6g}; "
+            "the expert-normalized score (R - R_random) / (R_expert - R_random) would be undefined. "
+            "Use a better expert or more reference episodes."
+        )
 
 
 def _version(package: str) -> str:
@@ -103,7 +112,7 @@ def expert_origin(spec: TaskSpec, expert_steps: int | None = None) -> str:
     if spec.expert == "babyai_bot":
         return f"minigrid.utils.baby_ai_bot.BabyAIBot (ships with minigrid {_version('minigrid')})"
     if spec.expert == "metaworld_policy":
-        from .environments import MetaWorldExpert
+        from .experts import MetaWorldExpert
 
         name = type(MetaWorldExpert(None, spec.make_kwargs["env_name"]).policy).__name__
         return f"metaworld.policies.{name} (ships with metaworld {_version('metaworld')})"
@@ -143,7 +152,7 @@ def reference_entry(spec: TaskSpec, expert_stats: dict[str, Any], random_stats: 
     """
     check_reference(spec.name, expert_stats["mean_return"], random_stats["mean_return"])
     if versions is None:
-        from .collect import package_versions
+        from ..utils.jobs import package_versions
 
         versions = package_versions()
     entry = {
@@ -165,50 +174,7 @@ def reference_entry(spec: TaskSpec, expert_stats: dict[str, Any], random_stats: 
     return entry
 
 
-def measure_references(
-    tasks: list[str],
-    episodes: int = 20,
-    seed: int = 0,
-    cache_dir: str | None = None,
-    expert_steps: int | Mapping[str, int | None] | None = None,
-    progress: bool = True,
-) -> dict[str, dict[str, Any]]:
-    """Measure each task's expert (seeds `seed`...) and random policy (seeds `seed + 1e6`...) over `episodes`
-    episodes each; returns {task: reference_entry}. Refuses (ValueError naming the task) where expert <= random.
-
-    `expert_steps`: training steps of the stable-baselines3 experts, one number for all tasks or {task: steps}
-    (a task left out, or None: its default)."""
-    from .collect import measure_policy, package_versions
-
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}.")
-    cache_dir = expert_cache_dir(cache_dir)
-    versions = package_versions()
-    references = {}
-    for name in tasks:
-        spec = get_task(name)
-        steps = expert_steps.get(name) if isinstance(expert_steps, Mapping) else expert_steps
-        _, expert = measure_policy(spec, "expert", episodes, seed, cache_dir, steps, progress=progress)
-        _, random = measure_policy(spec, "random", episodes, seed + RANDOM_SEED_OFFSET, cache_dir, progress=progress)
-        references[name] = reference_entry(spec, expert, random, steps, versions)
-    return references
-
-
 # ---------------------------------------------------------------------------- writing
-def write_json_atomic(path: str, data: Any) -> None:
-    """Write JSON to a temporary file beside `path`, then os.replace it: readers never see a half file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(descriptor, "w") as f:
-            json.dump(data, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def dataset_description(task: str, entry: dict[str, Any]) -> str:
@@ -234,52 +200,7 @@ def references_from_description(description: str) -> dict[str, Any] | None:
     return json.loads(payload.splitlines()[0]) if found else None
 
 
-def write_references(data_dir: str, references: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Record `references` in a `collect` directory; returns the merged scores.
-
-    Updates (each atomically) `scores.json` (other tasks' entries are kept), `manifest.json["scores"]`, the
-    `dataset_info.json` description of each `episodes/<task>` dataset, and rewrites the dataset card.
-    """
-    from .cards import write_dataset_card
-
-    manifest_path = os.path.join(data_dir, "manifest.json")
-    if not os.path.exists(manifest_path):
-        raise FileNotFoundError(f"{data_dir} is not a `collect` directory: {manifest_path} is missing.")
-    for task, entry in references.items():
-        check_reference(task, entry["expert"]["mean_return"], entry["random"]["mean_return"])
-    with open(manifest_path) as f:
-        manifest = json.load(f)
-    scores_path = os.path.join(data_dir, "scores.json")
-    scores: dict[str, Any] = {}
-    if os.path.exists(scores_path):
-        with open(scores_path) as f:
-            scores = json.load(f)
-    scores.update(references)
-    write_json_atomic(scores_path, scores)
-    manifest["scores"] = scores
-    write_json_atomic(manifest_path, manifest)
-    for task, entry in references.items():
-        info_path = os.path.join(data_dir, "episodes", task, "dataset_info.json")
-        if os.path.exists(info_path):
-            with open(info_path) as f:
-                info = json.load(f)
-            info["description"] = dataset_description(task, entry)
-            write_json_atomic(info_path, info)
-    write_dataset_card(data_dir, manifest, scores, manifest.get("command"))
-    return scores
-
-
 # ---------------------------------------------------------------------------- command line
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, type=data_directory, help="a directory written by `collect`")
-    parser.add_argument("--tasks", nargs="*", type=task_name, default=None, help="tasks to measure (default: every task in --data)")
-    parser.add_argument("--episodes", type=positive_int, default=20, help="episodes per policy (expert and random)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help=f"first expert seed; random uses seed + {RANDOM_SEED_OFFSET}")
-    parser.add_argument("--cache-dir", "--expert-cache", dest="cache_dir", default=None,
-                        help="where trained experts are cached (default ~/.cache/modeling_gato)")
-    parser.add_argument("--expert-steps", type=positive_int, default=None,
-                        help="training steps of the stable-baselines3 experts (default: per task, what --data "
-                             "recorded for it, else the task's default)")
 
 
 def expert_steps_for(data_dir: str, tasks: list[str], expert_steps: int | None = None) -> dict[str, int | None]:
@@ -290,17 +211,3 @@ def expert_steps_for(data_dir: str, tasks: list[str], expert_steps: int | None =
     return {task: recorded_expert_steps(data_dir, task) for task in tasks}
 
 
-def main(args: argparse.Namespace) -> int:
-    from .collect import score_table
-
-    manifest_path = os.path.join(args.data, "manifest.json")
-    if not os.path.exists(manifest_path):
-        raise FileNotFoundError(f"{args.data} is not a `collect` directory: {manifest_path} is missing.")
-    with open(manifest_path) as f:
-        tasks = args.tasks or list(json.load(f)["tasks"])
-    steps = expert_steps_for(args.data, tasks, args.expert_steps)
-    references = measure_references(tasks, args.episodes, args.seed, args.cache_dir, steps)
-    write_references(args.data, references)
-    print(score_table(references))
-    print(f"wrote {args.data}/scores.json, manifest.json, episodes/<task>/dataset_info.json and README.md")
-    return 0

@@ -14,12 +14,12 @@ The policy is either
   `agent.BatchedGatoAgent` (one model call per action token for all rows, one KV cache) or `GatoAgentRows` (one
   `GatoAgent` per row, called one after the other: the one-at-a-time reference); or
 - a *per-environment factory* `make(env) -> policy` with `reset(env)` (or `reset(env, seed=...)`, then called with
-  the episode seed) and `policy(observation) -> action`, as `environments.BabyAIExpert`, `MetaWorldExpert`,
+  the episode seed) and `policy(observation) -> action`, as `envs.experts.BabyAIExpert`, `MetaWorldExpert`,
   `StableBaselinesExpert`; `random_policy` and `expert_policy` build such factories.
 
 An episode's result depends only on its seed (and the env seed), never on `num_envs` or on which sub-environment
 played it: every sub-environment is reset with the episode seed (Meta-World's goal too: see
-`environments._seeded_goal_wrapper`), batch policies are reset with it, and factory policies that take a seed
+`envs.tasks._seeded_goal_wrapper`), batch policies are reset with it, and factory policies that take a seed
 (`random_policy`) draw from it. `run_episodes(..., num_envs=1)` with `GatoAgentRows` is `evaluate.play_episode`'s
 loop (`env.reset(seed=s)`, `agent.reset(seed=s)`, then `agent.act` until the episode ends or reaches
 `max_episode_steps`).
@@ -44,15 +44,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .agent import BatchedGatoAgent, GatoAgent
-from .environments import (
-    StableBaselinesExpert,
-    TaskSpec,
-    get_task,
-    make_env,
-    make_expert,
-    train_or_load_sb3_expert,
-)
+from ..agent import BatchedGatoAgent, GatoAgent
+from ..envs.experts import StableBaselinesExpert, load_sb3_expert, make_expert
+from ..envs.tasks import TaskSpec, get_task, make_env
 
 GIF_FRAME_MS = 100
 VIDEO_MAX_SIDE = 320
@@ -109,10 +103,11 @@ def random_policy(env) -> EpisodeRandomPolicy:
 
 
 def expert_policy(task: str | TaskSpec, cache_dir: str, expert_steps: int | None = None) -> Callable[[Any], Any]:
-    """Per-environment factory of the task's expert (a stable-baselines3 expert is loaded once and shared)."""
+    """Per-environment factory of the task's expert (a stable-baselines3 expert is loaded once from `cache_dir` and
+    shared; one that `collect` or `scores` never trained there raises `ExpertNotTrainedError`: acting never trains)."""
     spec = get_task(task) if isinstance(task, str) else task
     if spec.expert.startswith("sb3_"):
-        model = train_or_load_sb3_expert(spec, cache_dir, expert_steps)
+        model = load_sb3_expert(spec, cache_dir, expert_steps)
         return lambda env: StableBaselinesExpert(model)
     return functools.partial(make_expert, spec, cache_dir=cache_dir, expert_steps=expert_steps)
 

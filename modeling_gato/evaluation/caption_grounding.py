@@ -1,7 +1,7 @@
 """Object-level grounding of BabyAI captions: does a generated caption name the objects really in view?
 
 `python -m modeling_gato collect` captions BabyAI agent views in a small template language
-(`modeling_gato.collect.babyai_caption`), e.g. "a room with one grey door and two red balls in view" or
+(`modeling_gato.data.collect.babyai_caption`), e.g. "a room with one grey door and two red balls in view" or
 "an empty room with nothing but the floor and walls in view". Such a caption is a multiset of (color, object)
 pairs, so a generated caption can be scored against its reference object by object rather than by its wording:
 
@@ -24,7 +24,7 @@ from typing import Any
 # minigrid.core.constants.COLOR_NAMES and the objects `describe_babyai_view` reports (no minigrid import needed).
 COLOR_NAMES = ("red", "green", "blue", "purple", "yellow", "grey")
 OBJECT_NAMES = ("door", "key", "ball", "box", "goal", "lava")
-# modeling_gato.collect.NUMBER_WORDS ("no" = 0 names nothing); `babyai_caption` writes digits from 11 on.
+# modeling_gato.data.collect.NUMBER_WORDS ("no" = 0 names nothing); `babyai_caption` writes digits from 11 on.
 NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 _NUMBER_VALUES = {word: value for value, word in enumerate(NUMBER_WORDS)}
@@ -120,9 +120,9 @@ def grounding_scores(references: list[str], predictions: list[str]) -> dict[str,
 
 
 def held_out_caption_start(rows: int) -> int:
-    """Index of the first held-out caption row: `modeling_gato.train.split_sources` trains on the first
+    """Index of the first held-out caption row: `modeling_gato.training.train.split_sources` trains on the first
     `sequences.training_row_count(rows)` rows and holds out the rest (the last 5%)."""
-    from .sequences import training_row_count
+    from ..data.sequences import training_row_count
 
     return training_row_count(rows)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .configuration_gato import GatoConfig
-from .modeling_gato import GatoForCausalModeling
+from ..configuration_gato import GatoConfig
+from ..modeling_gato import GatoForCausalModeling
 
 PAPER_PARAMETERS = {"small": 79e6, "baseline": 364e6, "large": 1.18e9}
 

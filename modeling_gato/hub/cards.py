@@ -1,12 +1,12 @@
-"""Hub cards: the dataset card `collect` writes, evaluation metrics in a model card, and pushing a model directory.
+"""Hub cards: the dataset card `collect` writes, the project's model card, and pushing a model directory.
 
 - `write_dataset_card(data_dir, manifest, scores, command)`: `<data_dir>/README.md`, a huggingface_hub
   `DatasetCard` (YAML: license note, tags, task category reinforcement-learning, one `configs` entry per
   source so `load_dataset(<dir or repo>, "<task>")` works) with, per task, the expert and its origin, episodes,
   steps, tokens counted with `GatoProcessor`, the expert/random references, package versions, seeds and the
   command that regenerates the directory.
-- `update_model_card(model_dir, results)`: evaluation results written into a model card's YAML as the Hub's
-  `model-index` (one `EvalResult` per task and metric) plus an "Evaluation" section, replaced on re-runs.
+- Evaluation results reach a model card through `evaluation.report.update_model_card` (the Hub's `model-index`);
+  this module keeps whatever card a directory has when it is pushed.
 - `push_model_directory(model_dir, repo_id)`: `HfApi.create_repo` + `upload_folder` of the whole directory
   (not `checkpoint-*` nor `ranks/`), card included after `prepare_card_for_push` points its usage snippet and
   model-index name at `repo_id`.
@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -28,10 +27,6 @@ from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
-from .arguments import local_model_directory
-
-EVALUATION_START = "<!-- modeling_gato:evaluation:start -->"
-EVALUATION_END = "<!-- modeling_gato:evaluation:end -->"
 VISION_LANGUAGE_SOURCES = ("text", "captions", "vqa")
 SOURCE_DESCRIPTIONS = {
     "text": "paragraphs of Python's documentation",
@@ -40,18 +35,13 @@ SOURCE_DESCRIPTIONS = {
 }
 PUSH_IGNORE_PATTERNS = ("checkpoint-*", "ranks/*")  # training checkpoints and per-rank training logs
 USAGE_REPO_ID = re.compile(r'^(repo_id = )"(?:[^"\\]|\\.)*"', re.MULTILINE)  # train.usage_snippet's line
-METRICS = (  # (metric type on the Hub, key in evaluate's per-task results, readable name)
-    ("mean_reward", "mean_return", "mean return"),
-    ("success_rate", "success_rate", "success rate"),
-    ("expert_normalized_score", "normalized_score", "expert-normalized score"),
-)
 
 
-def _number(value: float | None, digits: int = 3) -> str:
+def format_number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _percent(value: float | None) -> str:
+def format_percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
@@ -68,7 +58,7 @@ def count_tokens(rows: Iterable[Mapping[str, Any]], processor=None) -> int:
     """Tokens of `rows` (episodes, text, caption or VQA rows) as `GatoProcessor.tokenize_sample` lays them out:
     every image patch counts as one token, as do separators; rewards only if the processor includes them."""
     if processor is None:
-        from .processing_gato import GatoProcessor
+        from ..processing_gato import GatoProcessor
 
         processor = GatoProcessor()
     return int(sum(len(processor.tokenize_sample(row, index)["input_ids"]) for index, row in enumerate(rows)))
@@ -79,7 +69,7 @@ def count_directory_tokens(data_dir: str, processor=None) -> dict[str, dict[str,
     from datasets import load_from_disk
 
     if processor is None:
-        from .processing_gato import GatoProcessor
+        from ..processing_gato import GatoProcessor
 
         processor = GatoProcessor()
     paths = {}
@@ -161,9 +151,9 @@ def dataset_card_text(manifest: Mapping[str, Any], scores: Mapping[str, Any], co
             return f"{stats['seed']}-{last}"
 
         lines.append(
-            f"| {task} | {_number(expert['mean_return'])} ± {_number(expert.get('std_return'))} | "
-            f"{_percent(expert.get('success_rate'))} | {_number(random['mean_return'])} ± "
-            f"{_number(random.get('std_return'))} | {_percent(random.get('success_rate'))} | "
+            f"| {task} | {format_number(expert['mean_return'])} ± {format_number(expert.get('std_return'))} | "
+            f"{format_percent(expert.get('success_rate'))} | {format_number(random['mean_return'])} ± "
+            f"{format_number(random.get('std_return'))} | {format_percent(random.get('success_rate'))} | "
             f"{expert['episodes']} / {random['episodes']} | {seeds(expert)} / {seeds(random)} |"
         )
         if score.get("note"):
@@ -244,114 +234,6 @@ def write_dataset_card(data_dir: str, manifest: Mapping[str, Any], scores: Mappi
     )
     card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{dataset_card_text(manifest, scores, command, tokens)}")
     path = os.path.join(data_dir, "README.md")
-    card.save(path)
-    return path
-
-
-# ---------------------------------------------------------------------------- model card
-def evaluation_section(results: Mapping[str, Any]) -> str:
-    """The "Evaluation" markdown section of a model card, between markers so that a re-run replaces it."""
-    from .metrics import summary_table
-
-    lines = [
-        EVALUATION_START,
-        "## Evaluation",
-        "",
-        "| task | domain | return | success | expert-normalized score | expert return | random return |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for task, r in results["tasks"].items():
-        lines.append(
-            f"| {task} | {r.get('domain', 'n/a')} | {_number(r.get('mean_return'))} ± {_number(r.get('std_return'))} | "
-            f"{_percent(r.get('success_rate'))} | {_number(r.get('normalized_score'))} | "
-            f"{_number(r.get('expert_return'))} | {_number(r.get('random_return'))} |"
-        )
-    summary = results.get("summary") or {}
-    if "overall" in summary and "domains" in summary:
-        lines += ["", summary_table(summary)]
-    details = []
-    if results.get("episodes") is not None:
-        details.append(f"{results['episodes']} episodes per task")
-    if results.get("seed") is not None:
-        details.append(f"episode seeds from {results['seed']}")
-    if results.get("env_seed") is not None:
-        details.append(f"Meta-World goal set of env seed {results['env_seed']}")
-    if results.get("temperature") is not None:
-        details.append("greedy actions" if results["temperature"] <= 0 else f"temperature {results['temperature']}")
-    lines += [
-        "",
-        "Expert-normalized score: `(R - R_random) / (R_expert - R_random)` with the references stored with the data "
-        "(`scores.json`); IQM over pooled episodes with a stratified bootstrap confidence interval (Agarwal et al., "
-        "2021); >= 50% / >= 80%: tasks at that fraction of the expert (Reed et al., 2022, Figure 5)."
-        + (f" {details[0][0].upper()}{', '.join(details)[1:]}." if details else ""),
-        EVALUATION_END,
-    ]
-    return "\n".join(lines)
-
-
-def eval_results(results: Mapping[str, Any]) -> list:
-    """One huggingface_hub `EvalResult` per task and metric (None values are left out), plus per-domain and
-    overall IQM / mean expert-normalized scores when `results["summary"]` comes from `metrics.summarize`."""
-    from huggingface_hub import EvalResult
-
-    entries = []
-    for task, r in results["tasks"].items():
-        for metric_type, key, name in METRICS:
-            if r.get(key) is not None:
-                entries.append(EvalResult(
-                    task_type="reinforcement-learning", task_name="Reinforcement Learning", dataset_type=task,
-                    dataset_name=task, metric_type=metric_type, metric_name=name, metric_value=round(float(r[key]), 4),
-                ))
-    summary = results.get("summary") or {}
-    if "overall" in summary and "domains" in summary:
-        groups = [(f"modeling_gato-{domain}", f"{domain} tasks", group) for domain, group in summary["domains"].items()]
-        groups.append(("modeling_gato-all", "all tasks", summary["overall"]))
-        for dataset_type, dataset_name, group in groups:
-            for metric_type, key, name in (("iqm_expert_normalized_score", "iqm", "IQM expert-normalized score"),
-                                           ("mean_expert_normalized_score", "mean", "mean expert-normalized score")):
-                if group.get(key) is not None:
-                    entries.append(EvalResult(
-                        task_type="reinforcement-learning", task_name="Reinforcement Learning",
-                        dataset_type=dataset_type, dataset_name=dataset_name, metric_type=metric_type,
-                        metric_name=name, metric_value=round(float(group[key]), 4),
-                    ))
-    return entries
-
-
-def update_model_card(model_dir: str, results: Mapping[str, Any], model_name: str | None = None,
-                      dataset_name: str | None = None) -> str:
-    """Write evaluation `results` (evaluate's dict) into `<model_dir>/README.md`; returns the card's path.
-
-    The card's body is kept (a minimal card is created if there is none); its YAML gets `model-index` (replacing
-    any previous one) and, if given, `datasets: [dataset_name]` (a Hub dataset id); the "Evaluation" section
-    is replaced if present, appended otherwise.
-    """
-    from huggingface_hub import ModelCard, ModelCardData
-
-    if "tasks" not in results or not isinstance(results["tasks"], Mapping):
-        raise ValueError(f"results need a 'tasks' mapping (evaluate's output), got keys {sorted(results)}.")
-    path = os.path.join(model_dir, "README.md")
-    if os.path.exists(path):
-        card = ModelCard.load(path)
-    else:
-        data = ModelCardData(library_name="transformers", tags=["gato", "reinforcement-learning"])
-        card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n# {model_name or os.path.basename(os.path.abspath(model_dir))}\n")
-    card.data.model_name = model_name or card.data.model_name or os.path.basename(os.path.abspath(model_dir))
-    card.data.eval_results = eval_results(results) or None
-    if dataset_name:
-        card.data.datasets = [dataset_name]
-    tags = list(card.data.tags or [])
-    if "reinforcement-learning" not in tags:
-        card.data.tags = [*tags, "reinforcement-learning"]
-    section = evaluation_section(results)
-    text = card.text
-    if EVALUATION_START in text and EVALUATION_END in text:
-        before, _, rest = text.partition(EVALUATION_START)
-        _, _, after = rest.partition(EVALUATION_END)
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    card.text = text
     card.save(path)
     return path
 
@@ -495,23 +377,3 @@ def _read(path: str) -> str:
         return f.read()
 
 
-def add_push_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, type=local_model_directory,
-                        help="a saved model directory (config.json, weights, processor, card)")
-    parser.add_argument("--repo-id", required=True, help="the Hub repository, e.g. your-name/gato-small")
-    parser.add_argument("--results", default=None,
-                        help="an eval_results.json of `evaluate`: written into the model card before the upload")
-    parser.add_argument("--dataset", default=None, help="Hub id of the training data, recorded in the card")
-    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the cached login)")
-    parser.add_argument("--private", action="store_true", help="create the repository as private")
-
-
-def push_main(args: argparse.Namespace) -> int:
-    require_model_directory(args.model)
-    if args.results:
-        with open(args.results) as f:
-            results = json.load(f)
-        print(f"wrote the evaluation into {update_model_card(args.model, results, dataset_name=args.dataset)}")
-    url = push_model_directory(args.model, args.repo_id, token=args.token, private=True if args.private else None)
-    print(f"pushed {args.model} to {url}")
-    return 0

@@ -8,15 +8,23 @@
   the job's header (its configuration). A kill in the middle of a write leaves at most one torn last line: reading
   drops it (and truncates the file to the last whole line) so the resumed job appends after whole records only.
 - `differences(recorded, current)`: the configuration keys that differ, for a one-line refusal.
+- `write_json_atomic(path, data)` and `atomic_directory(output_dir)`: files and directories written aside and
+  renamed into place, so a reader never sees half of one; `package_versions()`: the provenance every output records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import platform
+import shutil
 import socket
+import tempfile
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from importlib import metadata
 from typing import Any
 
 __all__ = ["Journal", "OutputLock", "OutputLockedError", "ResumeMismatchError", "differences"]
@@ -178,3 +186,58 @@ def differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list
 
 def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value))  # tuples and lists, int keys and str keys compare as JSON does
+
+
+# ---------------------------------------------------------------------------- atomic writes and provenance
+def write_json_atomic(path: str, data: Any) -> None:
+    """Write JSON to a temporary file beside `path`, then os.replace it: readers never see a half file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(descriptor, "w") as f:
+            json.dump(data, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def move_into_place(partial: str, target: str) -> None:
+    """Rename the finished `partial` directory to `target`, replacing an existing `target` (moved aside first)."""
+    if os.path.exists(target):
+        old = f"{target}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        os.replace(target, old)
+        os.replace(partial, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(partial, target)
+
+
+@contextlib.contextmanager
+def atomic_directory(output_dir: str, overwrite: bool = False) -> Iterator[str]:
+    """Yield a directory beside `output_dir` to write into; renamed into place (os.replace) only on success."""
+    target = os.path.abspath(output_dir).rstrip(os.sep)
+    if os.path.exists(target) and not overwrite:
+        raise FileExistsError(f"{output_dir} exists; pass --overwrite to replace it.")
+    partial = f"{target}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    os.makedirs(partial)
+    try:
+        yield partial
+        move_into_place(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("gymnasium", "minigrid", "metaworld", "mujoco", "stable-baselines3", "torch", "transformers",
+                 "datasets"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions

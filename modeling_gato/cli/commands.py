@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .arguments import (
+from ..envs.tasks import task_name
+from ..utils.arguments import (
     OneLineParser,
     data_directory,
     model_directory,
@@ -13,7 +14,6 @@ from .arguments import (
     non_negative_int,
     positive_float,
     positive_int,
-    task_name,
 )
 
 
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and random returns, and write episodes (one datasets dataset per task), text, captions, VQA, "
         "scores.json and manifest.json, atomically.",
     )
-    from .collect import add_arguments as add_collect_arguments
+    from ..data.collect import add_arguments as add_collect_arguments
 
     add_collect_arguments(collect)
     scores = commands.add_parser(
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "N episodes each, with package versions, seeds and the expert's origin; refuse a task where the expert does "
         "not beat random; write them into scores.json, manifest.json, each task's dataset metadata and the card.",
     )
-    from .references import add_arguments as add_scores_arguments
+    from ..data.scores import add_arguments as add_scores_arguments
 
     add_scores_arguments(scores)
     train = commands.add_parser(
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train Gato on directories written by `collect` with the paper's optimizer and schedule; "
         "checkpoints, --resume, per-task held-out loss, loss curve PNG and a Hub-ready output directory.",
     )
-    from .train import add_arguments as add_train_arguments
+    from ..training.train import add_arguments as add_train_arguments
 
     add_train_arguments(train)
     evaluate = commands.add_parser(
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "intervals, per-domain IQM and >= 50% / >= 80% counts, offline action prediction. Writes markdown, JSON, "
         "per-episode JSONL, a bar chart with error bars, optional GIFs, and the metrics into the model card.",
     )
-    from .evaluate import add_arguments as add_evaluate_arguments
+    from ..evaluation.evaluate import add_arguments as add_evaluate_arguments
 
     add_evaluate_arguments(evaluate)
     adapt = commands.add_parser(
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "metaworld-button-press-v3), evaluate the model on it, fine-tune it through Trainer, evaluate again; writes "
         "adapt_results.md / .json (return, success, expert-normalized score before and after, steps, minutes).",
     )
-    from .fewshot import add_arguments as add_adapt_arguments
+    from ..training.fewshot import add_arguments as add_adapt_arguments
 
     add_adapt_arguments(adapt)
     offline = commands.add_parser(
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracy for discrete actions, MAE / RMSE in action units for continuous ones; writes "
         "offline_results.md / .json.",
     )
-    from .offline import add_arguments as add_offline_arguments
+    from ..evaluation.offline import add_arguments as add_offline_arguments
 
     add_offline_arguments(offline)
     push = commands.add_parser(
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create the Hub repository if needed and upload the whole model directory with its model card "
         "(--results: write an evaluate eval_results.json into the card's model-index first); checkpoints are left out.",
     )
-    from .cards import add_push_arguments
+    from .push import add_push_arguments
 
     add_push_arguments(push)
     act = commands.add_parser(
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     `error: ...` and exit status 2 instead of a traceback (GATO_TRACEBACK=1 shows the traceback)."""
     import os
 
-    from .jobs import OutputLockedError
+    from ..utils.jobs import OutputLockedError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -158,33 +158,33 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "collect":
-        from .collect import main as collect_main
+        from ..data.collect import main as collect_main
 
         return collect_main(args)
     if args.command == "train":
-        from .train import main as train_main
+        from ..training.train import main as train_main
 
         return train_main(args)
     if args.command == "evaluate":
-        from .evaluate import main as evaluate_main
+        from ..evaluation.evaluate import main as evaluate_main
 
         return evaluate_main(args)
     if args.command == "act":
         return act_main(args)
     if args.command == "scores":
-        from .references import main as scores_main
+        from ..data.scores import main as scores_main
 
         return scores_main(args)
     if args.command == "push":
-        from .cards import push_main
+        from .push import push_main
 
         return push_main(args)
     if args.command == "offline":
-        from .offline import main as offline_main
+        from ..evaluation.offline import main as offline_main
 
         return offline_main(args)
     if args.command == "adapt":
-        from .fewshot import main as adapt_main
+        from ..training.fewshot import main as adapt_main
 
         return adapt_main(args)
     if args.command == "demo":
@@ -196,9 +196,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def act_main(args: argparse.Namespace) -> int:
-    from .agent import GatoAgent
-    from .environments import make_env
-    from .evaluate import load_model, play_episode
+    from ..agent import GatoAgent
+    from ..envs.tasks import make_env
+    from ..evaluation.evaluate import play_episode
+    from ..hub.loading import load_model
 
     model, processor = load_model(args.model)
     prompt = None

@@ -16,7 +16,7 @@ Demonstration seeds (`seed` ... `seed + K`) and evaluation seeds (`eval_seed` ..
 overlap, so the evaluated BabyAI levels are not the demonstrated ones. Meta-World's set of 50 goals comes from
 the environment seed (`seed` for the demonstrations, `env_seed` for evaluation) and the episode seed picks one.
 
-Held-out tasks (`environments.HELD_OUT_TASKS`) are never in the default collection, so a model trained with
+Held-out tasks (`envs.tasks.HELD_OUT_TASKS`) are never in the default collection, so a model trained with
 the defaults has not seen them; any other task can be adapted to as well (the results say whether it was held out).
 """
 
@@ -32,12 +32,12 @@ from typing import Any
 
 import torch
 
-from .arguments import model_directory, non_negative_int, positive_float, positive_int, task_name
-from .collect import collect
-from .environments import get_task
-from .evaluate import evaluate
-from .modeling_gato import GatoForCausalModeling
-from .processing_gato import GatoProcessor
+from ..data.collect import collect
+from ..envs.tasks import get_task, task_name
+from ..evaluation.evaluate import evaluate
+from ..modeling_gato import GatoForCausalModeling
+from ..processing_gato import GatoProcessor
+from ..utils.arguments import model_directory, non_negative_int, positive_float, positive_int
 from .train import TrainConfig, train
 
 RESULT_KEYS = ("mean_return", "std_return", "success_rate", "normalized_score")

@@ -1,7 +1,7 @@
 """Non-parametric baselines: a 1-nearest-neighbour policy that plays the stored action of the closest training
 observation of the task (the "1-NN" / VINN-style baseline of recent imitation-learning work).
 
-Policies follow the protocol of `environments.RandomPolicy` and `environments.BabyAIExpert`: built for one
+Policies follow the protocol of `envs.experts.RandomPolicy` and `envs.experts.BabyAIExpert`: built for one
 environment, `reset(env)` at each new episode, `policy(observation) -> environment action`, so
 `collect.run_episode(env, policy, seed)` plays them.
 
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .environments import column_to_action, observation_to_columns
+from ..envs.tasks import column_to_action, observation_to_columns
 
 FEATURE_COLUMNS = ("continuous_observations", "discrete_observations", "image_observations")
 ACTION_COLUMNS = ("continuous_actions", "discrete_actions")
@@ -243,7 +243,7 @@ class NearestNeighbourPolicy:
     Args:
         index: the task's training timesteps (`NearestNeighbourIndex.from_episodes`).
         observation_space, action_space: the environment's spaces (gymnasium); observations go to SPEC columns with
-            `environments.observation_to_columns`, stored actions back with `environments.column_to_action`.
+            `envs.tasks.observation_to_columns`, stored actions back with `envs.tasks.column_to_action`.
     """
 
     def __init__(self, index: NearestNeighbourIndex, observation_space: Any, action_space: Any):

@@ -19,21 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from ..envs.references import check_reference
+
 THRESHOLDS = {"at_least_50": 0.5, "at_least_80": 0.8}
-
-
-def check_reference(task: str, expert: float, random: float) -> None:
-    """Refuse a reference where the expert does not beat the random policy: the normalized score is undefined."""
-    if expert is None or random is None:
-        raise ValueError(f"task {task}: the reference needs both returns, got expert {expert} and random {random}.")
-    if not (np.isfinite(expert) and np.isfinite(random)):
-        raise ValueError(f"task {task}: reference returns must be finite, got expert {expert} and random {random}.")
-    if expert <= random:
-        raise ValueError(
-            f"task {task}: the expert's mean return {expert:.6g} is not above the random policy's {random:.6g}; "
-            "the expert-normalized score (R - R_random) / (R_expert - R_random) would be undefined. "
-            "Use a better expert or more reference episodes."
-        )
 
 
 def normalized_score(value: float | None, expert: float | None, random: float | None,

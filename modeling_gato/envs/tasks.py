@@ -1,4 +1,4 @@
-"""Tasks, their environments and experts, and the mapping between gymnasium spaces and Gato's columns.
+"""Tasks and their environments, and the mapping between gymnasium spaces and Gato's columns.
 
 Every task is a real environment with a real expert:
 
@@ -11,7 +11,7 @@ Every task is a real environment with a real expert:
 
 Held out (`TaskSpec.held_out`, not in the default collection, so never in default training): BabyAI-GoToObj-v0
 (bot: ~0.93 return, 100% success; uniform random: ~0.06, 10%) and metaworld-button-press-v3 (scripted policy:
-~557, 100%; random: ~205, 0%), the targets of few-shot adaptation (`modeling_gato.fewshot`).
+~557, 100%; random: ~205, 0%), the targets of few-shot adaptation (`modeling_gato.training.fewshot`).
 
 BabyAI token budget (measured with the shipped tokenizer): 16 patches + ~6 mission tokens + 1 direction
 + separator + 1 action = ~25 tokens a step, so ~40 steps fit in 1024 tokens; the 7x7x3 symbolic grid would
@@ -27,16 +27,15 @@ This module imports gymnasium and the environment packages lazily: it is not par
 
 from __future__ import annotations
 
+import argparse
 import functools
-import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 # One implementation, shipped with saved models for the agent (numpy only): re-exported here.
-from .acting_utils import _space_name, column_of_space, observation_to_columns  # noqa: F401
+from ..acting_utils import _space_name, column_of_space, observation_to_columns  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -75,6 +74,13 @@ TRAINING_TASKS = [name for name, spec in TASKS.items() if not spec.held_out]
 HELD_OUT_TASKS = [name for name, spec in TASKS.items() if spec.held_out]
 DOMAINS = sorted({spec.domain for spec in TASKS.values()})
 BABYAI_TILE_SIZE = 8  # 7x7 view of 8-pixel tiles = 56x56 pixels
+
+
+def task_name(text: str) -> str:
+    """A command-line task argument: one of the tasks this package knows (`TASKS`)."""
+    if text not in TASKS:
+        raise argparse.ArgumentTypeError(f"unknown task {text!r}; expected one of {sorted(TASKS)}")
+    return text
 
 
 def get_task(name: str) -> TaskSpec:
@@ -166,102 +172,3 @@ def describe_action_space(space: Any) -> dict[str, Any]:
         return {"type": "MultiDiscrete", "nvec": np.asarray(space.nvec).tolist()}
     return {"type": "Box", "shape": list(space.shape), "low": np.asarray(space.low).tolist(),
             "high": np.asarray(space.high).tolist()}
-
-
-# ---------------------------------------------------------------------------- experts
-class RandomPolicy:
-    """Uniform random actions from the action space, seeded."""
-
-    def __init__(self, env, seed: int):
-        self.space = env.action_space
-        self.space.seed(seed)
-
-    def reset(self, env) -> None:
-        pass
-
-    def __call__(self, observation) -> Any:
-        return self.space.sample()
-
-
-class BabyAIExpert:
-    """The BabyAI bot that ships with minigrid; rebuilt at every reset (it plans on the current level)."""
-
-    def __init__(self, env):
-        self.bot = None
-
-    def reset(self, env) -> None:
-        from minigrid.utils.baby_ai_bot import BabyAIBot
-
-        self.bot = BabyAIBot(env.unwrapped)
-
-    def __call__(self, observation) -> int:
-        return int(self.bot.replan())
-
-
-class MetaWorldExpert:
-    """The scripted Sawyer policy that ships with metaworld for this task."""
-
-    def __init__(self, env, env_name: str):
-        from metaworld import policies
-
-        camel = "".join(part.capitalize() for part in re.split(r"[-_]", env_name.removesuffix("-v3")))
-        self.policy = getattr(policies, f"Sawyer{camel}V3Policy")()
-
-    def reset(self, env) -> None:
-        pass
-
-    def __call__(self, observation) -> np.ndarray:
-        return self.policy.get_action(observation)
-
-
-class StableBaselinesExpert:
-    """A stable-baselines3 policy trained here for the task (deterministic actions)."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def reset(self, env) -> None:
-        pass
-
-    def __call__(self, observation) -> Any:
-        action, _ = self.model.predict(observation, deterministic=True)
-        return action
-
-
-def expert_cache_dir(cache_dir: str | None = None) -> str:
-    """Where trained stable-baselines3 experts are cached: `cache_dir`, else `~/.cache/modeling_gato/experts`."""
-    return cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "modeling_gato", "experts")
-
-
-def train_or_load_sb3_expert(spec: TaskSpec, cache_dir: str, steps: int | None = None, seed: int = 0):
-    """Train the task's stable-baselines3 expert once and cache it under `cache_dir` (never downloaded)."""
-    import torch
-    from stable_baselines3 import PPO, SAC
-
-    algorithm = {"sb3_sac": SAC, "sb3_ppo": PPO}[spec.expert]
-    steps = spec.expert_training_steps if steps is None else steps
-    path = os.path.join(cache_dir, f"{spec.name}-{spec.expert}-{steps}.zip")
-    if os.path.exists(path):
-        return algorithm.load(path, device="cpu")
-    env = make_env(spec, seed=seed)
-    kwargs = {"learning_starts": 500} if algorithm is SAC else {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small MLPs: one thread is faster and leaves the other core free
-    try:
-        model = algorithm("MlpPolicy", env, seed=seed, verbose=0, device="cpu", **kwargs)
-        model.learn(total_timesteps=steps)
-    finally:
-        torch.set_num_threads(threads)
-    os.makedirs(cache_dir, exist_ok=True)
-    partial = path + f".tmp-{os.getpid()}"
-    model.save(partial)
-    os.replace(partial + ".zip" if os.path.exists(partial + ".zip") else partial, path)
-    return model
-
-
-def make_expert(spec: TaskSpec, env, cache_dir: str, expert_steps: int | None = None):
-    if spec.expert == "babyai_bot":
-        return BabyAIExpert(env)
-    if spec.expert == "metaworld_policy":
-        return MetaWorldExpert(env, spec.make_kwargs["env_name"])
-    return StableBaselinesExpert(train_or_load_sb3_expert(spec, cache_dir, expert_steps))
