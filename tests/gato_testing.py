@@ -46,7 +46,8 @@ def make_episode(num_steps: int = 2, seed: int = 0, image_size=(32, 48)) -> dict
     }
 
 
-# Python source that makes `import modeling_gato` fail in a child process (remote-code and snippet tests).
+# Python source that makes `import modeling_gato` fail in a child process, and checks that it does (remote-code,
+# pipeline and snippet tests).
 HIDE_MODELING_GATO = """
 import importlib.abc, sys
 
@@ -57,4 +58,9 @@ class RefuseGato(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, RefuseGato())
+try:
+    import modeling_gato  # noqa: F401
+    raise SystemExit("modeling_gato should not be importable here")
+except ImportError:
+    pass
 """

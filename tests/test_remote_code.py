@@ -16,11 +16,6 @@ from modeling_gato import GatoForCausalModeling, GatoProcessor
 CHILD = HIDE_MODELING_GATO + textwrap.dedent(
     """
     import json
-    try:
-        import modeling_gato  # noqa: F401
-        raise SystemExit("modeling_gato should not be importable here")
-    except ImportError:
-        pass
 
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor

@@ -477,7 +477,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-paragraphs", type=positive_int, default=2000)
     parser.add_argument("--captions-per-task", type=non_negative_int, default=200, help="BabyAI views captioned per task")
     parser.add_argument("--cache-dir", "--expert-cache", dest="cache_dir", default=None,
-                        help="where trained experts are cached (default ~/.cache/modeling_gato)")
+                        help="where trained experts are cached (default $GATO_EXPERT_CACHE, else ~/.cache/modeling_gato/experts)")
     parser.add_argument("--expert-steps", type=positive_int, default=None,
                         help="training steps of the stable-baselines3 experts (default: per task)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output-dir when it exists")

@@ -97,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=positive_int, default=20, help="episodes per policy (expert and random)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help=f"first expert seed; random uses seed + {RANDOM_SEED_OFFSET}")
     parser.add_argument("--cache-dir", "--expert-cache", dest="cache_dir", default=None,
-                        help="where trained experts are cached (default ~/.cache/modeling_gato)")
+                        help="where trained experts are cached (default $GATO_EXPERT_CACHE, else ~/.cache/modeling_gato/experts)")
     parser.add_argument("--expert-steps", type=positive_int, default=None,
                         help="training steps of the stable-baselines3 experts (default: per task, what --data "
                              "recorded for it, else the task's default)")

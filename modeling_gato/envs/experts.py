@@ -77,8 +77,10 @@ class StableBaselinesExpert:
 
 
 def expert_cache_dir(cache_dir: str | None = None) -> str:
-    """Where trained stable-baselines3 experts are cached: `cache_dir`, else `~/.cache/modeling_gato/experts`."""
-    return cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "modeling_gato", "experts")
+    """Where trained stable-baselines3 experts are cached: `cache_dir`, else `$GATO_EXPERT_CACHE`, else
+    `~/.cache/modeling_gato/experts`."""
+    return (cache_dir or os.environ.get("GATO_EXPERT_CACHE")
+            or os.path.join(os.path.expanduser("~"), ".cache", "modeling_gato", "experts"))
 
 
 def sb3_expert_path(spec: TaskSpec, cache_dir: str, steps: int | None = None) -> str:

@@ -427,7 +427,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--held-out", type=positive_int, default=None,
                         help="episodes per task held out of training (default: the model's training_config.json, else 1)")
     parser.add_argument("--expert-cache", "--cache-dir", dest="expert_cache", default=None,
-                        help="where trained stable-baselines3 experts are cached")
+                        help="where `collect` cached the stable-baselines3 experts the expert baseline loads (default "
+                        "$GATO_EXPERT_CACHE, else ~/.cache/modeling_gato/experts); evaluation never trains one")
     parser.add_argument("--no-card", action="store_true", help="do not write the metrics into the model card")
     parser.add_argument("--prompt-tokens", type=non_negative_int, default=None,
                         help="token budget of the demonstration prompt (0: none; default: none when the agent acts "

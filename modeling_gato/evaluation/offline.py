@@ -196,6 +196,23 @@ def _prepare(processor: GatoProcessor, episodes: Sequence[Mapping[str, Any]]) ->
     return prepared, sizes_seen
 
 
+def slot_logits(model, states: torch.Tensor, slots: np.ndarray, ranges: Sequence[tuple[int, int]] | np.ndarray):
+    """The logits the agent samples each action token from: for hidden `states` (n, hidden) predicting action tokens
+    of slots `slots` (n,), yield `(which, low, logits)` per distinct id range `[low, high)` of `ranges[slot]`:
+    `which` indexes the states in that range, `logits` (len(which), high - low) are float32 over its ids only.
+    The output rows include the value-aware term of `continuous_embedding="table+fourier"` models
+    (`GatoForCausalModeling.output_rows`); another causal LM is scored with its output layer's rows."""
+    ranges = np.asarray(ranges, np.int64)
+    head = model.get_output_embeddings()
+    bias = getattr(head, "bias", None)
+    slots = np.asarray(slots, np.int64)
+    for low, high in sorted({tuple(r) for r in ranges[slots].tolist()}):
+        which = np.flatnonzero((ranges[slots, 0] == low) & (ranges[slots, 1] == high))
+        rows = model.output_rows(low, high) if hasattr(model, "output_rows") else head.weight[low:high]
+        index = torch.as_tensor(which, device=states.device)
+        yield which, low, F.linear(states[index], rows, None if bias is None else bias[low:high]).float()
+
+
 @torch.no_grad()
 def _predict(model, processor: GatoProcessor, prepared: list[dict], ranges: list[tuple[int, int]],
              context_length: int, stride: int, batch_size: int, progress: bool) -> None:
@@ -206,8 +223,6 @@ def _predict(model, processor: GatoProcessor, prepared: list[dict], ranges: list
         tokens = item["tokens"]
         for window in scoring_windows(tokens["timestep_starts"], len(tokens["input_ids"]), context_length, stride):
             jobs.append((number, window))
-    weight = model.get_output_embeddings().weight
-    bias = getattr(model.get_output_embeddings(), "bias", None)
     device = model.device
     slot_ranges = np.asarray(ranges, np.int64)
     bar = tqdm(total=len(jobs), desc="offline action prediction", unit="window", disable=not progress)
@@ -228,13 +243,8 @@ def _predict(model, processor: GatoProcessor, prepared: list[dict], ranges: list
         states = hidden[torch.as_tensor(rows, device=device), torch.as_tensor(columns, device=device)]
         slots = np.array([prepared[n]["slots"][i] for n, i in owners], np.int64)
         predicted = np.zeros(len(owners), np.int64)
-        for low, high in {tuple(r) for r in slot_ranges[slots].tolist()}:
-            which = np.flatnonzero((slot_ranges[slots, 0] == low) & (slot_ranges[slots, 1] == high))
-            index = torch.as_tensor(which, device=device)
-            # `output_rows` includes the value-aware term of `continuous_embedding="table+fourier"` models
-            rows = model.output_rows(low, high) if hasattr(model, "output_rows") else weight[low:high]
-            logits = F.linear(states[index], rows, None if bias is None else bias[low:high])
-            predicted[which] = low + logits.float().argmax(dim=-1).cpu().numpy()
+        for which, low, logits in slot_logits(model, states, slots, slot_ranges):
+            predicted[which] = low + logits.argmax(dim=-1).cpu().numpy()
         for (number, i), value in zip(owners, predicted):
             prepared[number]["predicted"][i] = value
         bar.update(len(batch_jobs))

@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from ..configuration_gato import GatoConfig
@@ -46,6 +45,7 @@ from ..data.sequences import (
     training_episode_count,
     training_row_count,
 )
+from ..evaluation.offline import action_space_from_description, slot_logits
 from ..hub.cards import card_front_matter, is_generic_card, prepare_card_for_push, usage_snippet
 from ..modeling_gato import GATO_TOKEN_INPUTS, GatoForCausalModeling
 from ..processing_gato import GatoProcessor
@@ -332,8 +332,6 @@ def action_slot_ranges(action_space: dict | None, processor: GatoProcessor) -> l
     """The id range `[low, high)` of each action slot, from `manifest.json`'s `action_space` description (what the
     agent samples from: `[0, n)` for a discrete slot, the continuous bins for a Box dimension); None when the
     manifest has no description."""
-    from ..evaluation.offline import action_space_from_description
-
     if not action_space:
         return None
     return processor.action_token_ranges(action_space_from_description(action_space))
@@ -374,14 +372,10 @@ def policy_metrics(model: GatoForCausalModeling, collator, samples: list[dict], 
                     continue
                 targets = inputs["input_ids"][row, positions]
                 states = hidden[row, positions - 1]  # position t - 1 predicts token t
-                slots = np.arange(len(positions)) % len(ranges)
-                for slot, (low, high) in enumerate(ranges):
-                    chosen = np.flatnonzero(slots == slot)
-                    if not len(chosen):
-                        continue
-                    logits = F.linear(states[chosen], model.output_rows(low, high)).float()
-                    local = (targets[chosen] - low).clamp(0, high - low - 1)
-                    valid = (targets[chosen] >= low) & (targets[chosen] < high)
+                for which, low, logits in slot_logits(model, states, np.arange(len(positions)) % len(ranges), ranges):
+                    chosen = torch.as_tensor(which, device=device)
+                    local = (targets[chosen] - low).clamp(0, logits.shape[-1] - 1)
+                    valid = (targets[chosen] >= low) & (targets[chosen] < low + logits.shape[-1])
                     losses = torch.logsumexp(logits, -1) - logits.gather(1, local[:, None])[:, 0]
                     total_loss += float(losses[valid].sum())
                     correct += int(((logits.argmax(-1) == local) & valid).sum())
