@@ -100,6 +100,9 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_weights(collected, tmp_
     data, _ = collected
     args = ["--max-steps", "12", "--save-steps", "4", "--eval-steps", "100", *NO_IMAGES]
     run(train_command(data, tmp_path / "straight", *args))
+    # a run that ends between two evaluations (here before the first) still ends with the held-out losses at its
+    # last step, so its loss curve and the demo's learning curve are never empty
+    assert any(h["step"] == 12 and "eval_policy_loss" in h for h in summary_history(tmp_path / "straight"))
 
     interrupted = tmp_path / "interrupted"
     process = subprocess.Popen(train_command(data, interrupted, *args), stdout=subprocess.DEVNULL,

@@ -658,6 +658,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if config.resume and resume is None:
         print(f"--resume: no complete checkpoint in {config.output_dir}; starting from scratch.")
     result = trainer.train(resume_from_checkpoint=resume)
+    evaluated = [h["step"] for h in trainer.state.log_history
+                 if any(k.startswith("eval_") and k.endswith("_loss") for k in h)]
+    if eval_sets and (not evaluated or evaluated[-1] != trainer.state.global_step):
+        # the held-out losses of the model as saved, also when the time budget (or max_steps) ended the run between
+        # two evaluations: the loss curve, `losses.json` and the learning curve always end at the last step
+        trainer.evaluate()
     history = [h for h in trainer.state.log_history if "step" in h]
     if trainer.is_world_process_zero():
         trainer.save_model(config.output_dir)
