@@ -28,6 +28,7 @@ import math
 import os
 import shlex
 import time
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -35,9 +36,11 @@ import torch
 from ..data.collect import collect
 from ..envs.tasks import get_task, task_name
 from ..evaluation.evaluate import evaluate
+from ..hub.cards import format_number, format_percent
 from ..modeling_gato import GatoForCausalModeling
 from ..processing_gato import GatoProcessor
 from ..utils.arguments import model_directory, non_negative_int, positive_float, positive_int
+from ..utils.settings import JobSettings
 from .train import TrainConfig, train
 
 RESULT_KEYS = ("mean_return", "std_return", "success_rate", "normalized_score")
@@ -57,59 +60,70 @@ def relative_weight_change(before: dict[str, torch.Tensor], after: dict[str, tor
     return math.sqrt(delta / norm) if norm > 0 else math.sqrt(delta)
 
 
-def adapt_command(model_dir: str, task: str, output_dir: str, **options: Any) -> str:
-    """The `python -m modeling_gato adapt` command line for these settings (options left at None are omitted)."""
+def adapt_command(model_dir: str, task: str, output_dir: str, config: AdaptConfig) -> str:
+    """The `python -m modeling_gato adapt` command line for `config` (settings left at None, the expert cache,
+    --overwrite and the progress bar are omitted: they do not change the results)."""
     argv = ["python", "-m", "modeling_gato", "adapt", "--model", model_dir, "--task", task, "--output-dir", output_dir]
-    for name, value in options.items():
-        if value is None:
+    for field in fields(config):
+        value = getattr(config, field.name)
+        if value is None or field.name in ("cache_dir", "overwrite", "progress"):
             continue
         if isinstance(value, dict):
             value = json.dumps(value)
         elif isinstance(value, float):
             value = f"{value:g}"
-        argv += ["--" + name.replace("_", "-"), str(value)]
+        argv += ["--" + field.name.replace("_", "-"), str(value)]
     return shlex.join(argv)
 
 
-def adapt(
-    model_dir: str,
-    task: str,
-    output_dir: str,
-    demonstrations: int = 20,
-    steps: int = 200,
-    eval_episodes: int = 20,
-    seed: int = 0,
-    eval_seed: int = 1000,
-    env_seed: int = 1,
-    learning_rate: float = 1e-4,
-    batch_size: int = 4,
-    context_length: int | None = None,
-    reference_episodes: int = 20,
-    max_episode_steps: int | None = None,
-    max_minutes: float | None = None,
-    cache_dir: str | None = None,
-    train_settings: dict[str, Any] | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Fine-tune the model in `model_dir` on `demonstrations` expert episodes of `task` for `steps` optimizer steps
-    and evaluate it before and after on `eval_episodes` episodes; writes and returns the results.
+@dataclass
+class AdaptConfig(JobSettings):
+    """What `adapt` does; every field is also a command-line flag of `adapt` (`--field-name`).
 
-    `context_length` defaults to the model's `max_position_embeddings`; `train_settings` overrides any other
-    `TrainConfig` field (e.g. `{"prompt_probability": 0.5}`); `max_minutes` bounds the fine-tuning's wall clock.
-    """
+    `demonstrations` expert episodes (seeds `seed`...; one more is the evaluation prompt), `steps` optimizer steps
+    of `batch_size` at peak `learning_rate`, evaluation on `eval_episodes` episodes (seeds `eval_seed`..., Meta-World
+    goal set `env_seed`) before and after. `context_length` defaults to the model's `max_position_embeddings`;
+    `train_settings` overrides any other `TrainConfig` field (e.g. `{"prompt_probability": 0.5}`); `max_minutes`
+    bounds the fine-tuning's wall clock; `reference_episodes`: expert and random episodes for the references;
+    `cache_dir`: the expert cache (the expert is trained there once by the collection)."""
+
+    demonstrations: int = 20
+    steps: int = 200
+    eval_episodes: int = 20
+    seed: int = 0
+    eval_seed: int = 1000
+    env_seed: int = 1
+    learning_rate: float = 1e-4
+    batch_size: int = 4
+    context_length: int | None = None
+    reference_episodes: int = 20
+    max_episode_steps: int | None = None
+    max_minutes: float | None = None
+    cache_dir: str | None = None
+    train_settings: dict[str, Any] | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+
+def adapt(model_dir: str, task: str, output_dir: str, config: AdaptConfig | None = None,
+          **settings: Any) -> dict[str, Any]:
+    """Fine-tune the model in `model_dir` on `config.demonstrations` expert episodes of `task` for `config.steps`
+    optimizer steps and evaluate it before and after on `config.eval_episodes` episodes; writes and returns the
+    results. `config` is an `AdaptConfig`; keyword `settings` are its fields, overriding it."""
+    config = AdaptConfig.with_settings(config, settings, "adapt()")
     spec = get_task(task)
-    if demonstrations < 1 or steps < 1 or eval_episodes < 1:
-        raise ValueError(f"demonstrations={demonstrations}, steps={steps} and eval_episodes={eval_episodes} must be >= 1.")
-    demo_seeds = range(seed, seed + demonstrations + 1)
-    eval_seeds = range(eval_seed, eval_seed + eval_episodes)
+    if config.demonstrations < 1 or config.steps < 1 or config.eval_episodes < 1:
+        raise ValueError(f"demonstrations={config.demonstrations}, steps={config.steps} and "
+                         f"eval_episodes={config.eval_episodes} must be >= 1.")
+    demo_seeds = range(config.seed, config.seed + config.demonstrations + 1)
+    eval_seeds = range(config.eval_seed, config.eval_seed + config.eval_episodes)
     if set(demo_seeds) & set(eval_seeds):
         raise ValueError(
             f"demonstration seeds {demo_seeds.start}..{demo_seeds.stop - 1} overlap evaluation seeds "
             f"{eval_seeds.start}..{eval_seeds.stop - 1}: pass a --seed or --eval-seed that keeps them apart."
         )
     if os.path.isdir(output_dir) and os.listdir(output_dir):
-        if not overwrite:
+        if not config.overwrite:
             raise FileExistsError(f"{output_dir} exists and is not empty; pass --overwrite to replace its results.")
     os.makedirs(output_dir, exist_ok=True)
     data_dir, model_out = os.path.join(output_dir, "data"), os.path.join(output_dir, "model")
@@ -117,8 +131,8 @@ def adapt(
     started = time.time()
 
     clock = time.time()
-    collect(data_dir, tasks=[task], episodes=demonstrations + 1, score_episodes=reference_episodes, seed=seed,
-            text_paragraphs=1, captions_per_task=0, cache_dir=cache_dir, overwrite=overwrite, progress=progress)
+    collect(data_dir, tasks=[task], episodes=config.demonstrations + 1, score_episodes=config.reference_episodes, seed=config.seed,
+            text_paragraphs=1, captions_per_task=0, cache_dir=config.cache_dir, overwrite=config.overwrite, progress=config.progress)
     minutes["collect"] = (time.time() - clock) / 60
 
     def run_evaluation(directory: str, name: str, **options) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -126,8 +140,8 @@ def adapt(
         model, processor = _load(directory)
         with torch.no_grad():
             results = evaluate(model, processor, data_dir, os.path.join(output_dir, name), tasks=[task],
-                               episodes=eval_episodes, seed=eval_seed, env_seed=env_seed,
-                               max_episode_steps=max_episode_steps, expert_cache=cache_dir, progress=progress,
+                               episodes=config.eval_episodes, seed=config.eval_seed, env_seed=config.env_seed,
+                               max_episode_steps=config.max_episode_steps, expert_cache=config.cache_dir, progress=config.progress,
                                fresh=True, **options)  # the model was just (re)trained: an old journal is stale
         minutes[name] = (time.time() - clock) / 60
         baselines[name] = {policy: rows[task] for policy, rows in results.get("baselines", {}).items() if task in rows}
@@ -136,16 +150,16 @@ def adapt(
     baselines: dict[str, dict[str, Any]] = {}
     # the baselines (random, expert, 1-NN on the K demonstrations) play the same seeds once, beside "before"
     before, initial = run_evaluation(model_dir, "before")
-    context = context_length or initial_context(model_dir)
+    context = config.context_length or initial_context(model_dir)
     settings: dict[str, Any] = dict(
-        data=[data_dir], output_dir=model_out, init_from=model_dir, context_length=context, max_steps=steps,
-        batch_size=batch_size, learning_rate=learning_rate, warmup_steps=max(1, steps // 10),
+        data=[data_dir], output_dir=model_out, init_from=model_dir, context_length=context, max_steps=config.steps,
+        batch_size=config.batch_size, learning_rate=config.learning_rate, warmup_steps=max(1, config.steps // 10),
         eval_episodes=1,  # the last episode (the evaluation prompt) is held out of training: its loss is logged
-        eval_samples_per_task=4, eval_steps=max(1, steps // 4), save_steps=steps + 1, save_total_limit=1,
-        logging_steps=max(1, steps // 20), weights={"text": 0.0, "captions": 0.0, "vqa": 0.0},
-        max_minutes=max_minutes, seed=seed,
+        eval_samples_per_task=4, eval_steps=max(1, config.steps // 4), save_steps=config.steps + 1, save_total_limit=1,
+        logging_steps=max(1, config.steps // 20), weights={"text": 0.0, "captions": 0.0, "vqa": 0.0},
+        max_minutes=config.max_minutes, seed=config.seed,
     )
-    settings.update(train_settings or {})
+    settings.update(config.train_settings or {})
     clock = time.time()
     summary = train(TrainConfig(**settings))
     minutes["train"] = (time.time() - clock) / 60
@@ -162,11 +176,11 @@ def adapt(
         "held_out": spec.held_out,
         "model": model_dir,
         "adapted_model": model_out,
-        "demonstrations": demonstrations,
+        "demonstrations": config.demonstrations,
         "demonstration_seeds": [demo_seeds.start, demo_seeds.stop - 2],
         "prompt_episode_seed": demo_seeds.stop - 1,
-        "evaluation": {"episodes": eval_episodes, "seeds": [eval_seeds.start, eval_seeds.stop - 1],
-                       "env_seed": env_seed, "max_episode_steps": max_episode_steps},
+        "evaluation": {"episodes": config.eval_episodes, "seeds": [eval_seeds.start, eval_seeds.stop - 1],
+                       "env_seed": config.env_seed, "max_episode_steps": config.max_episode_steps},
         "training": {"steps": summary["global_step"], "batch_size": settings["batch_size"],
                      "context_length": settings["context_length"], "learning_rate": settings["learning_rate"],
                      "train_loss": summary["train_loss"], "first_logged_loss": losses[0] if losses else None,
@@ -181,12 +195,7 @@ def adapt(
         "baselines": {policy: {key: row.get(key) for key in RESULT_KEYS} for policy, row in baselines["before"].items()},
         "weights_relative_change": relative_weight_change(initial, adapted),
         "minutes": minutes,
-        "command": adapt_command(
-            model_dir, task, output_dir, demonstrations=demonstrations, steps=steps, eval_episodes=eval_episodes,
-            seed=seed, eval_seed=eval_seed, env_seed=env_seed, learning_rate=learning_rate, batch_size=batch_size,
-            context_length=context_length, reference_episodes=reference_episodes, max_episode_steps=max_episode_steps,
-            max_minutes=max_minutes, train_settings=train_settings or None,
-        ),
+        "command": adapt_command(model_dir, task, output_dir, config),
     }
     with open(os.path.join(output_dir, "adapt_results.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -203,12 +212,6 @@ def initial_context(model_dir: str) -> int:
 
 def results_markdown(results: dict[str, Any]) -> str:
     """`adapt_results.md`: the before / after table beside the expert and random references."""
-
-    def number(value):
-        return "n/a" if value is None else f"{value:.3f}"
-
-    def percent(value):
-        return "n/a" if value is None else f"{value:.0%}"
 
     training, evaluation = results["training"], results["evaluation"]
     first, last = results["demonstration_seeds"]
@@ -229,22 +232,22 @@ def results_markdown(results: dict[str, Any]) -> str:
     ]
     for name, label in (("before", "model before"), ("after", f"model after {training['steps']} steps")):
         row = results[name]
-        lines.append(f"| {label} | {number(row['mean_return'])} ± {number(row['std_return'])} | "
-                     f"{percent(row['success_rate'])} | {percent(row['normalized_score'])} |")
+        lines.append(f"| {label} | {format_number(row['mean_return'])} ± {format_number(row['std_return'])} | "
+                     f"{format_percent(row['success_rate'])} | {format_percent(row['normalized_score'])} |")
     labels = {"random": "random, same seeds", "expert": "expert, same seeds",
               "nearest": f"1-NN on the {results['demonstrations']} demonstrations, same seeds"}
     for name, row in results.get("baselines", {}).items():
-        lines.append(f"| {labels.get(name, name)} | {number(row['mean_return'])} ± {number(row['std_return'])} | "
-                     f"{percent(row['success_rate'])} | {percent(row['normalized_score'])} |")
+        lines.append(f"| {labels.get(name, name)} | {format_number(row['mean_return'])} ± {format_number(row['std_return'])} | "
+                     f"{format_percent(row['success_rate'])} | {format_percent(row['normalized_score'])} |")
     for name in ("expert", "random"):
         row = results[name]
         episodes = f", {row['episodes']} episodes" if row.get("episodes") else ""
-        lines.append(f"| {name} reference ({row.get('policy', 'uniform')}{episodes}) | {number(row['mean_return'])} | "
-                     f"{percent(row['success_rate'])} | {'100%' if name == 'expert' else '0%'} |")
+        lines.append(f"| {name} reference ({row.get('policy', 'uniform')}{episodes}) | {format_number(row['mean_return'])} | "
+                     f"{format_percent(row['success_rate'])} | {'100%' if name == 'expert' else '0%'} |")
     lines += [
         "",
-        f"Train loss {number(training['first_logged_loss'])} (first logged) -> {number(training['last_logged_loss'])} "
-        f"(last logged); loss on the prompt episode {number(training['prompt_episode_loss'])}. Weights moved by "
+        f"Train loss {format_number(training['first_logged_loss'])} (first logged) -> {format_number(training['last_logged_loss'])} "
+        f"(last logged); loss on the prompt episode {format_number(training['prompt_episode_loss'])}. Weights moved by "
         f"{results['weights_relative_change']:.2%} (relative L2). Total {results['minutes']['total']:.1f} minutes.",
         "",
         f"Reproduce: `{results['command']}`",
@@ -278,14 +281,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    results = adapt(
-        args.model, args.task, args.output_dir, demonstrations=args.demonstrations, steps=args.steps,
-        eval_episodes=args.eval_episodes, seed=args.seed, eval_seed=args.eval_seed, env_seed=args.env_seed,
-        learning_rate=args.learning_rate, batch_size=args.batch_size, context_length=args.context_length,
-        reference_episodes=args.reference_episodes, max_episode_steps=args.max_episode_steps,
-        max_minutes=args.max_minutes, cache_dir=args.cache_dir, train_settings=args.train_settings,
-        overwrite=args.overwrite,
-    )
+    config = AdaptConfig(**{f.name: getattr(args, f.name) for f in fields(AdaptConfig) if f.name != "progress"})
+    results = adapt(args.model, args.task, args.output_dir, config)
     print(results_markdown(results))
     print(f"wrote {args.output_dir}/adapt_results.md, adapt_results.json")
     return 0
