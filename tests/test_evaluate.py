@@ -200,7 +200,7 @@ def test_evaluation_never_trains_an_expert(collected, saved_model, tmp_path):
     model, _ = saved_model
     empty = tmp_path / "experts"
     empty.mkdir()
-    with pytest.raises(ExpertNotTrainedError, match=r"CartPole-v1: no trained expert .* python -m modeling_gato "
+    with pytest.raises(ExpertNotTrainedError, match=r"CartPole-v1: no trained expert .*`python -m modeling_gato "
                                                     r"collect --tasks CartPole-v1 --cache-dir"):
         evaluate(model, GatoProcessor(), str(data), str(tmp_path / "eval"), tasks=["CartPole-v1"], episodes=1,
                  baselines=["expert"], expert_cache=str(empty), max_episode_steps=5, offline=False, progress=False)

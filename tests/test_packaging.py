@@ -141,7 +141,7 @@ def test_the_wheel_holds_every_module_and_asset(wheel):
             "conversion/__init__.py", "modeling_gato/__main__.py"} <= names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "notebooks/", "outputs/"))]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "gato = modeling_gato.cli.commands:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "gato = modeling_gato.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_the_installed_wheel_wins_and_works_offline(venv_python, tmp_path):
