@@ -176,3 +176,30 @@ def test_flags_whose_default_is_none_parse_to_their_annotated_type():
                                                  "--init-from", "model", "--short-context-probability", "0.9"]))
     assert config.max_minutes == 2.5 and config.save_total_limit == 2 and config.init_from == "model"
     assert config.short_context_probability == 0.9 and config.short_context_timesteps == 4
+
+
+def test_policy_metrics_score_the_windows_the_agent_acts_on(processor):
+    """A model trained on short-context samples acts on the current timestep alone (evaluate's default), so its
+    policy metrics score one-timestep windows, evenly spaced, each the tokens of exactly one timestep of the
+    episode; a model trained on whole windows is scored on the full-vocabulary evaluation's windows."""
+    import numpy as np
+    from gato_testing import make_episode
+
+    from modeling_gato.training import train as training
+
+    rows = [make_episode(5, seed=0), make_episode(4, seed=1)]
+    windows = training.evaluation_samples(processor, rows, 1024, True)
+    assert len(windows) == 2  # each episode fits one whole-timestep window
+    paper = training.TrainConfig(short_context_probability=0.0)
+    assert training.policy_samples(processor, rows, paper, windows) is windows
+    short = training.TrainConfig(short_context_probability=0.5)
+    steps = training.policy_samples(processor, rows, short, windows)
+    assert len(steps) == 9
+    episode = processor.tokenize_sample(rows[1], 1)
+    bounds = list(episode["timestep_starts"]) + [len(episode["input_ids"])]
+    for k, sample in enumerate(steps[5:]):  # the second episode's timesteps, in order
+        assert np.array_equal(sample["input_ids"], episode["input_ids"][bounds[k]:bounds[k + 1]])
+        assert int((np.asarray(sample["input_ids"]) == processor.separator_token_id).sum()) == 1
+    many = [make_episode(150, seed=2, image_size=(16, 16)), make_episode(150, seed=3, image_size=(16, 16))]
+    kept = training.policy_samples(processor, many, short, [])
+    assert len(kept) == training.ACTING_WINDOWS_PER_TASK  # 300 timesteps, evenly thinned

@@ -10,7 +10,8 @@ half of the episode samples packed from short independent windows (the paper: no
 Data: one or more directories written by `collect`, mixed by per-task / per-domain weights through the
 sequence builder; the last `--eval-episodes` episodes of every task are held out and give a per-task
 evaluation loss (`eval_<task>_loss`, full vocabulary) and the policy's loss and accuracy among each action slot's
-valid ids (`eval_<task>_policy_loss`, `eval_<task>_policy_accuracy`).
+valid ids (`eval_<task>_policy_loss`, `eval_<task>_policy_accuracy`), scored on the windows the agent acts on
+(`policy_samples`: one-timestep windows for a model trained with short-context samples).
 
 Distributed: run the same command under `accelerate launch` (DDP; `--fsdp "full_shard auto_wrap"` for large
 models) or `torchrun`. On CPU: `accelerate launch --multi_gpu --num_processes 2 -m modeling_gato train ...`
@@ -210,6 +211,11 @@ class GatoTrainer(Trainer):
         self.policy_sets = policy_sets or {}
         self.manifests = manifests or {}
         super().__init__(*args, **kwargs)
+        # the policy windows are padded to their batch's longest, not to the context: a one-timestep window is a
+        # few tokens, and padding never changes a causal model's outputs at the real positions
+        self.policy_collator = (GatoDataCollator(self.processing_class) if isinstance(self.processing_class,
+                                                                                      GatoProcessor)
+                                else self.data_collator)
 
     def project_card(self) -> str:
         """The training card (`model_card`) for the run so far."""
@@ -239,7 +245,8 @@ class GatoTrainer(Trainer):
         if eval_dataset is None and metric_key_prefix == "eval" and self.policy_sets:
             logs = {}
             for task, (samples, ranges) in self.policy_sets.items():
-                result = policy_metrics(self.model, self.data_collator, samples, ranges, self.args.per_device_eval_batch_size)
+                result = policy_metrics(self.model, self.policy_collator, samples, ranges,
+                                        self.args.per_device_eval_batch_size)
                 logs[f"eval_{task}_policy_loss"] = result["loss"]
                 logs[f"eval_{task}_policy_accuracy"] = result["accuracy"]
             losses = [v for k, v in logs.items() if k.endswith("_policy_loss")]
@@ -297,9 +304,10 @@ def split_sources(data_dirs: list[str], weights: dict[str, float], eval_episodes
     return train, held_out, manifests
 
 
-def evaluation_samples(processor: GatoProcessor, rows, context_length: int, is_episode: bool) -> list[dict]:
-    """Deterministic held-out samples: consecutive whole-timestep windows of each episode (no prompt), or
-    text/caption/VQA rows packed in order."""
+def evaluation_samples(processor: GatoProcessor, rows, context_length: int, is_episode: bool,
+                       max_timesteps: int | None = None) -> list[dict]:
+    """Deterministic held-out samples: consecutive whole-timestep windows of each episode (no prompt; at most
+    `max_timesteps` timesteps each when given), or text/caption/VQA rows packed in order."""
     samples = []
     if is_episode:
         for index, row in enumerate(rows):
@@ -309,6 +317,8 @@ def evaluation_samples(processor: GatoProcessor, rows, context_length: int, is_e
             begin = 0
             while begin < len(starts):
                 fits = np.flatnonzero(ends[begin:] - starts[begin] <= context_length)
+                if max_timesteps is not None:
+                    fits = fits[fits < max_timesteps]
                 last = begin + (int(fits[-1]) if len(fits) else 0)
                 end_token = int(ends[last]) if len(fits) else int(starts[begin]) + context_length
                 samples.append(_slice_sample(episode, int(starts[begin]), end_token))
@@ -325,6 +335,23 @@ def evaluation_samples(processor: GatoProcessor, rows, context_length: int, is_e
             used += length
         if current:
             samples.append(_concatenate(current))
+    return samples
+
+
+ACTING_WINDOWS_PER_TASK = 256  # one-timestep held-out windows scored per task (a few tokens each)
+
+
+def policy_samples(processor: GatoProcessor, rows, config: TrainConfig, windows: list[dict]) -> list[dict]:
+    """The held-out windows the policy metrics score: those the agent acts on. A model trained on short-context
+    samples acts on the current timestep alone, without a prompt (`evaluate`'s default, `trained_history_steps`),
+    so it is scored on one-timestep windows (evenly spaced, at most `ACTING_WINDOWS_PER_TASK`); any other model on
+    the whole-timestep `windows` of the full-vocabulary evaluation."""
+    if config.short_context_probability <= 0:
+        return windows
+    samples = evaluation_samples(processor, rows, config.context_length, True, max_timesteps=1)
+    if len(samples) > ACTING_WINDOWS_PER_TASK:
+        keep = np.linspace(0, len(samples) - 1, ACTING_WINDOWS_PER_TASK).round().astype(int)
+        samples = [samples[i] for i in keep]
     return samples
 
 
@@ -604,7 +631,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             if name in action_spaces:
                 # Without a described space: continuous slots take the bins, discrete ones the whole discrete range.
                 ranges = action_slot_ranges(action_spaces[name], processor) or _inferred_ranges(samples, processor)
-                policy_sets[name] = (samples, ranges)
+                policy_sets[name] = (policy_samples(processor, rows, config, samples), ranges)
     use_cpu = not torch.cuda.is_available()
     args = TrainingArguments(**_supported_arguments(
         output_dir=config.output_dir,
