@@ -23,7 +23,7 @@ README's "LeRobot datasets" section for an install that keeps this project's tor
 - `continuous_actions`: `action` mapped to [-1, 1] per dimension from the dataset's own statistics
   (`meta/stats.json` min / max): `v = 2 * (a - min) / (max - min) - 1` (a constant dimension -> 0). The manifest's
   `action_space` is a `Box(low=min, high=max)`, so acting decodes `a = min + (v + 1) / 2 * (max - min)` (what
-  `environments` and `offline` do for any Box; `offline` then reports errors in the robot's own units);
+  `envs.tasks` and `evaluation.offline` do for any Box; `offline` then reports errors in the robot's own units);
 - `rewards`: `next.reward` when the dataset has it, else 0.0.
 
 Frames are read episode by episode from LeRobot's memory-mapped Arrow table and videos are decoded in chunks of

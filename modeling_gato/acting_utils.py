@@ -7,7 +7,7 @@ duck-typed by their class name) and only shipped modules of this package.
 
 - Tokenized samples (the processor's `episodes` output as numpy arrays, one row): `TOKEN_KEYS`, `slice_sample`,
   `concatenate_samples` (training's sequence builder imports them from here).
-- Gymnasium observations as SPEC observation columns: `observation_to_columns`, `column_of_space` (`environments`
+- Gymnasium observations as SPEC observation columns: `observation_to_columns`, `column_of_space` (`envs.tasks`
   re-exports them for collection: one implementation).
 """
 
