@@ -44,3 +44,22 @@ def test_bad_input_ends_with_a_one_line_error_not_a_traceback(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().endswith("error: argument --model: no such model directory: "
                                           f"{tmp_path / 'no' / 'model'} (nor a Hub id org/name) (see --help)")
+
+
+def test_the_demo_learning_curve_weights_tasks_by_their_scored_action_tokens(tmp_path):
+    """A domain's point is the mean of its tasks' held-out policy accuracy (and loss) weighted by the action tokens
+    each rests on: a BabyAI held-out episode of 1 step must not weigh as much as one of 3 steps."""
+    from types import SimpleNamespace
+
+    from modeling_gato.cli.demo import learning_curve
+
+    manifest = {"tasks": {"a": {"domain": "babyai"}, "b": {"domain": "babyai"}, "c": {"domain": "classic"}}}
+    history = [{"step": 10, "eval_a_policy_accuracy": 0.0, "eval_a_policy_loss": 2.0, "eval_a_policy_tokens": 1,
+                "eval_b_policy_accuracy": 1.0, "eval_b_policy_loss": 0.0, "eval_b_policy_tokens": 3,
+                "eval_c_policy_accuracy": 0.5, "eval_c_policy_loss": 0.7},  # no count logged: weight 1
+               {"step": 5, "loss": 3.0}]
+    config = SimpleNamespace(batch_size=2, gradient_accumulation_steps=1, context_length=8)
+    points = learning_curve(history, manifest, config, str(tmp_path / "curve.png"))
+    assert points == [{"step": 10, "tokens": 160, "babyai_accuracy": 0.75, "classic_accuracy": 0.5,
+                       "babyai_policy_loss": 0.5, "classic_policy_loss": 0.7}]
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"

@@ -262,15 +262,19 @@ def learning_curve(history: list[dict], manifest: dict, config, path: str) -> li
     tokens_per_step = config.batch_size * config.gradient_accumulation_steps * config.context_length
     points = []
     for entry in history:
-        by_domain: dict[str, list[tuple[float, float]]] = {}
+        by_domain: dict[str, list[tuple[float, float, float]]] = {}
         for task, domain in domains.items():
-            if f"eval_{task}_policy_accuracy" in entry:
+            if f"eval_{task}_policy_accuracy" in entry:  # weighted by the action tokens each task's numbers rest on
                 by_domain.setdefault(domain, []).append(
-                    (entry[f"eval_{task}_policy_accuracy"], entry[f"eval_{task}_policy_loss"]))
+                    (entry[f"eval_{task}_policy_accuracy"], entry[f"eval_{task}_policy_loss"],
+                     max(entry.get(f"eval_{task}_policy_tokens", 1), 1)))
         if by_domain:
             points.append({"step": entry["step"], "tokens": entry["step"] * tokens_per_step,
-                           **{f"{d}_accuracy": float(np.mean([a for a, _ in v])) for d, v in by_domain.items()},
-                           **{f"{d}_policy_loss": float(np.mean([loss for _, loss in v])) for d, v in by_domain.items()}})
+                           **{f"{d}_accuracy": float(np.average([a for a, _, _ in v], weights=[w for *_, w in v]))
+                              for d, v in by_domain.items()},
+                           **{f"{d}_policy_loss": float(np.average([loss for _, loss, _ in v],
+                                                                   weights=[w for *_, w in v]))
+                              for d, v in by_domain.items()}})
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(12, 4.2))
     for domain in sorted(set(domains.values())):
         series = [(p["tokens"] / 1e6, p[f"{domain}_accuracy"], p[f"{domain}_policy_loss"]) for p in points

@@ -249,6 +249,7 @@ class GatoTrainer(Trainer):
                                         self.args.per_device_eval_batch_size)
                 logs[f"eval_{task}_policy_loss"] = result["loss"]
                 logs[f"eval_{task}_policy_accuracy"] = result["accuracy"]
+                logs[f"eval_{task}_policy_tokens"] = result["tokens"]  # what the two rest on (BabyAI: a few)
             losses = [v for k, v in logs.items() if k.endswith("_policy_loss")]
             logs["eval_policy_loss"] = float(np.mean(losses))
             self.log(logs)
