@@ -93,11 +93,16 @@ class ExpertNotTrainedError(FileNotFoundError):
     """A task's stable-baselines3 expert is not in the cache, and the caller may not train it."""
 
 
+def _sb3_algorithm(spec: TaskSpec):
+    """The stable-baselines3 algorithm class of the task's expert."""
+    from stable_baselines3 import PPO, SAC
+
+    return {"sb3_sac": SAC, "sb3_ppo": PPO}[spec.expert]
+
+
 def load_sb3_expert(spec: TaskSpec, cache_dir: str, steps: int | None = None):
     """The task's cached stable-baselines3 expert; `ExpertNotTrainedError` (naming the command that trains it) when
     it was never trained into `cache_dir`."""
-    from stable_baselines3 import PPO, SAC
-
     path = sb3_expert_path(spec, cache_dir, steps)
     if not os.path.exists(path):
         raise ExpertNotTrainedError(
@@ -105,21 +110,20 @@ def load_sb3_expert(spec: TaskSpec, cache_dir: str, steps: int | None = None):
             f"--tasks {spec.name} --cache-dir {cache_dir}` (or `python -m modeling_gato scores`); evaluation only "
             "loads them. Pass the same --expert-cache (or $GATO_EXPERT_CACHE) that collection used, or leave "
             "'expert' out of --baselines.")
-    return {"sb3_sac": SAC, "sb3_ppo": PPO}[spec.expert].load(path, device="cpu")
+    return _sb3_algorithm(spec).load(path, device="cpu")
 
 
 def train_or_load_sb3_expert(spec: TaskSpec, cache_dir: str, steps: int | None = None, seed: int = 0):
     """Train the task's stable-baselines3 expert once and cache it under `cache_dir` (never downloaded)."""
     import torch
-    from stable_baselines3 import PPO, SAC
 
-    algorithm = {"sb3_sac": SAC, "sb3_ppo": PPO}[spec.expert]
     steps = spec.expert_training_steps if steps is None else steps
     path = sb3_expert_path(spec, cache_dir, steps)
     if os.path.exists(path):
-        return algorithm.load(path, device="cpu")
+        return load_sb3_expert(spec, cache_dir, steps)
+    algorithm = _sb3_algorithm(spec)
     env = make_env(spec, seed=seed)
-    kwargs = {"learning_starts": 500} if algorithm is SAC else {}
+    kwargs = {"learning_starts": 500} if spec.expert == "sb3_sac" else {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small MLPs: one thread is faster and leaves the other core free
     try:

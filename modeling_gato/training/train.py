@@ -339,6 +339,13 @@ def evaluation_samples(processor: GatoProcessor, rows, context_length: int, is_e
     return samples
 
 
+def evenly_spaced(samples: list[dict], count: int) -> list[dict]:
+    """At most `count` of `samples`, evenly spaced from the first to the last (all of them when they are fewer)."""
+    if len(samples) <= count:
+        return samples
+    return [samples[i] for i in np.linspace(0, len(samples) - 1, count).round().astype(int)]
+
+
 ACTING_WINDOWS_PER_TASK = 256  # one-timestep held-out windows scored per task (a few tokens each)
 
 
@@ -349,11 +356,8 @@ def policy_samples(processor: GatoProcessor, rows, config: TrainConfig, windows:
     the whole-timestep `windows` of the full-vocabulary evaluation."""
     if config.short_context_probability <= 0:
         return windows
-    samples = evaluation_samples(processor, rows, config.context_length, True, max_timesteps=1)
-    if len(samples) > ACTING_WINDOWS_PER_TASK:
-        keep = np.linspace(0, len(samples) - 1, ACTING_WINDOWS_PER_TASK).round().astype(int)
-        samples = [samples[i] for i in keep]
-    return samples
+    return evenly_spaced(evaluation_samples(processor, rows, config.context_length, True, max_timesteps=1),
+                         ACTING_WINDOWS_PER_TASK)
 
 
 def action_slot_ranges(action_space: dict | None, processor: GatoProcessor) -> list[tuple[int, int]] | None:
@@ -623,10 +627,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
                      for task, info in manifest["tasks"].items()}
     eval_sets, policy_sets = {}, {}
     for name, rows in held_out.items():
-        samples = evaluation_samples(processor, rows, config.context_length, name not in ("text", "captions", "vqa"))
-        if len(samples) > config.eval_samples_per_task:  # evenly spaced windows: a fixed, bounded held-out set
-            keep = np.linspace(0, len(samples) - 1, config.eval_samples_per_task).round().astype(int)
-            samples = [samples[i] for i in keep]
+        samples = evenly_spaced(  # a fixed, bounded held-out set
+            evaluation_samples(processor, rows, config.context_length, name not in ("text", "captions", "vqa")),
+            config.eval_samples_per_task)
         if samples:
             eval_sets[name] = samples
             if name in action_spaces:
