@@ -166,6 +166,12 @@ def test_acting_settings_follow_the_models_training(tmp_path):
     assert acting_settings(None, None, None) == {"history_steps": None, "prompt_tokens": None}
     assert acting_settings(0, None, str(short)) == {"history_steps": None, "prompt_tokens": None}  # 0: whole window
     assert acting_settings(3, 0, str(paper)) == {"history_steps": 3, "prompt_tokens": 0}
+    prompted = tmp_path / "prompted"  # short windows that started with a demonstration's end: acts after the same
+    prompted.mkdir()
+    (prompted / "training_config.json").write_text(json.dumps({"short_context_probability": 0.9,
+                                                               "short_context_prompt_tokens": 48}))
+    assert acting_settings(None, None, str(prompted)) == {"history_steps": 1, "prompt_tokens": 48}
+    assert acting_settings(None, 0, str(prompted)) == {"history_steps": 1, "prompt_tokens": 0}
     with pytest.raises(ValueError, match="--history-steps"):
         acting_settings(-1, None, None)
     with pytest.raises(ValueError, match="--prompt-tokens"):

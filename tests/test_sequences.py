@@ -165,6 +165,35 @@ def test_short_context_samples_are_independent_whole_timestep_windows(processor)
     assert lengths == {1, 2, 3}
 
 
+def test_short_windows_can_start_with_the_end_of_another_episode(processor):
+    """With `short_context_prompt_tokens`, each short window's segment starts with the last whole timesteps of
+    another episode of the same task that fit in the budget (no loss on them), as `GatoAgent` prompts at acting
+    time; the window after it is unchanged."""
+    from modeling_gato.agent import _prompt_sample
+
+    rows = numbered_episodes(1, count=4)
+    builder = GatoSequenceBuilder(processor, {"t": Dataset.from_list(rows)}, context_length=45, seed=0,
+                                  short_context_probability=1.0, short_context_timesteps=1,
+                                  short_context_prompt_tokens=12)
+    for sample in take(builder, 30):
+        real = int(sample["attention_mask"].sum())
+        assert real == 45  # 3 segments of a 2-timestep prompt (10 tokens: 3 do not fit 12) + 1 timestep
+        steps = sample["input_ids"][:real].reshape(9, 5)
+        assert sample["segment_ids"][:real].tolist() == [0] * 15 + [1] * 15 + [2] * 15
+        for segment in range(3):
+            prompt, window = steps[3 * segment:3 * segment + 2], steps[3 * segment + 2]
+            episode, prompt_episode = int(window[1]), int(prompt[0, 1])
+            assert prompt_episode != episode  # another episode of the task
+            assert prompt.tolist() == [[1, prompt_episode, t, 33024, (prompt_episode + t) % 7] for t in (8, 9)]
+            assert window[[0, 3]].tolist() == [1, 33024] and window[4] == (episode + window[2]) % 7
+            # exactly what the agent is given when it acts with a 12-token prompt from that episode
+            acting = _prompt_sample(processor, rows[prompt_episode], 12)
+            assert acting["input_ids"].tolist() == prompt.flatten().tolist()
+        assert sample["loss_mask"][:real].astype(int).tolist() == ([0] * 10 + [0, 0, 0, 0, 1]) * 3
+    with pytest.raises(ValueError, match="short_context_prompt_tokens"):
+        GatoSequenceBuilder(processor, {"t": Dataset.from_list(rows)}, context_length=45, short_context_prompt_tokens=45)
+
+
 def test_short_context_probability_is_the_fraction_of_packed_samples(processor):
     episodes = {"t": Dataset.from_list(numbered_episodes(1, count=4, steps=30))}
     builder = GatoSequenceBuilder(processor, episodes, context_length=60, seed=1, short_context_probability=0.3)

@@ -203,3 +203,26 @@ def test_policy_metrics_score_the_windows_the_agent_acts_on(processor):
     many = [make_episode(150, seed=2, image_size=(16, 16)), make_episode(150, seed=3, image_size=(16, 16))]
     kept = training.policy_samples(processor, many, short, [])
     assert len(kept) == training.ACTING_WINDOWS_PER_TASK  # 300 timesteps, evenly thinned
+    # short windows trained after a prompt: each scored window is the prompt evaluate gives (the end of the last
+    # held-out episode) followed by one timestep; only that timestep's actions are scored
+    from modeling_gato.agent import _prompt_sample
+
+    prompted = training.TrainConfig(short_context_probability=0.5, short_context_prompt_tokens=40)
+    prompt = _prompt_sample(processor, rows[1], 40)["input_ids"]
+    assert 0 < len(prompt) <= 40
+    after = training.policy_samples(processor, rows, prompted, windows)
+    for plain, sample in zip(steps, after):
+        assert np.array_equal(sample["input_ids"], np.concatenate([prompt, plain["input_ids"]]))
+        assert not sample["loss_mask"][:len(prompt)].any()
+        assert np.array_equal(sample["loss_mask"][len(prompt):], plain["loss_mask"])
+    import torch
+    from gato_testing import tiny_config
+
+    from modeling_gato import GatoDataCollator, GatoForCausalModeling
+
+    torch.manual_seed(0)
+    model, collator = GatoForCausalModeling(tiny_config()).eval(), GatoDataCollator(processor)
+    ranges = training._inferred_ranges(steps, processor)
+    # the prompt's actions condition, they are not scored: as many scored tokens with the prompt as without
+    assert training.policy_metrics(model, collator, after, ranges)["tokens"] == training.policy_metrics(
+        model, collator, steps, ranges)["tokens"] == 18  # 9 timesteps of 2 action tokens

@@ -107,6 +107,11 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
             the paper's sampling).
         short_context_timesteps: the longest short window, in timesteps (each window's length is uniform in
             `[1, short_context_timesteps]`).
+        short_context_prompt_tokens: token budget of the prompt each short window starts with (0: none). The prompt
+            is the last whole timesteps of another episode of the same task that fit in it (no loss targets), in
+            the window's segment: what `GatoAgent` gives the model when it acts with `prompt_tokens` set to this
+            and `history_steps=1`. One timestep alone does not always say which task it is (Meta-World's reach
+            and pick-place share their observation layout and goal ranges); a demonstration's end does.
 
     Samples carry `segment_ids` `(context_length,)`: 0 for a long window (with its prompt), `0, 1, 2, ...` for
     the windows of a short-context sample, -1 on padding.
@@ -125,6 +130,7 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         token_cache_bytes: int = 1 << 30,
         short_context_probability: float = 0.0,
         short_context_timesteps: int = 1,
+        short_context_prompt_tokens: int = 0,
     ):
         super().__init__()
         if isinstance(sources, Mapping):
@@ -140,6 +146,9 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
             raise ValueError(f"short_context_probability={short_context_probability} is invalid: expected a probability.")
         if not isinstance(short_context_timesteps, int) or short_context_timesteps < 1:
             raise ValueError(f"short_context_timesteps={short_context_timesteps!r} is invalid: expected an integer >= 1.")
+        if not isinstance(short_context_prompt_tokens, int) or not 0 <= short_context_prompt_tokens < context_length:
+            raise ValueError(f"short_context_prompt_tokens={short_context_prompt_tokens!r} is invalid: expected an "
+                             f"integer in [0, {context_length}) (the context length).")
         if context_length < 2:
             raise ValueError(f"context_length={context_length} is invalid: expected at least 2 tokens.")
         self.processor = processor
@@ -153,6 +162,7 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         self.shuffle_buffer = shuffle_buffer
         self.short_context_probability = short_context_probability
         self.short_context_timesteps = short_context_timesteps
+        self.short_context_prompt_tokens = short_context_prompt_tokens
         self._task_layout: dict[str, tuple[tuple[str, ...], int]] = {}
         self.token_cache_size = token_cache_size
         self.token_cache_bytes = token_cache_bytes
@@ -267,12 +277,7 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
         parts, budget, prompted = [], self.context_length, False
         if rng.random() < self.prompt_probability:
             prompted = True
-            other = read()
-            for _ in range(8):  # another episode of the same task, when the task has more than one
-                if other[0] != episode_index:
-                    break
-                other = read()
-            prompt_episode = self._tokenize(other, source)
+            prompt_episode = self._tokenize(self._other_episode(read, episode_index), source)
             prompt = self._prompt(prompt_episode, rng)
             prompt["loss_mask"] = np.zeros_like(prompt["loss_mask"])
             parts.append(prompt)
@@ -284,38 +289,59 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
 
     def _short_context_sample(self, source: Source, read, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Independent windows of 1..`short_context_timesteps` whole timesteps (random episode, random start),
-        one segment each, until the context is full (the last window keeps the whole timesteps that fit)."""
-        parts, used = [], 0
+        one segment each, until the context is full (the last window keeps the whole timesteps that fit). With
+        `short_context_prompt_tokens`, each segment starts with the end of another episode of the same task."""
+        parts, segments, used = [], [], 0
         while used < self.context_length:
-            episode = self._tokenize(read(), source)
+            episode_index, row = read()
+            episode = self._tokenize((episode_index, row), source)
+            prompt = None
+            if self.short_context_prompt_tokens:
+                prompt = self._episode_end(self._tokenize(self._other_episode(read, episode_index), source),
+                                           self.short_context_prompt_tokens)
+                prompt["loss_mask"] = np.zeros_like(prompt["loss_mask"])
+            room = self.context_length - used - (len(prompt["input_ids"]) if prompt is not None else 0)
             starts = episode["timestep_starts"]
             ends = np.append(starts[1:], len(episode["input_ids"]))
             steps = int(rng.integers(1, self.short_context_timesteps + 1))
             first = int(rng.integers(len(starts)))
             last = min(first + steps, len(starts))  # exclusive
             begin = int(starts[first])
-            fits = np.flatnonzero(ends[first:last] - begin <= self.context_length - used)
+            fits = np.flatnonzero(ends[first:last] - begin <= room)
             if not len(fits):  # not even one timestep fits: the row is full (cut it if it is the row's first)
                 if not parts:
                     parts.append(_slice_sample(episode, begin, begin + self.context_length))
+                    segments.append(len(parts[0]["input_ids"]))
                 break
             end = int(ends[first + fits[-1]])
-            parts.append(_slice_sample(episode, begin, end))
-            used += end - begin
+            window = [_slice_sample(episode, begin, end)] if prompt is None else [prompt, _slice_sample(episode, begin, end)]
+            parts.extend(window)
+            segments.append(sum(len(p["input_ids"]) for p in window))
+            used += segments[-1]
         sample = _concatenate(parts)
-        sample["segment_ids"] = np.repeat(np.arange(len(parts)), [len(p["input_ids"]) for p in parts])
+        sample["segment_ids"] = np.repeat(np.arange(len(segments)), segments)
         return sample
 
+    @staticmethod
+    def _other_episode(read, episode_index: int):
+        """Another row of the same task than `episode_index`, when the task has more than one (8 tries)."""
+        other = read()
+        for _ in range(8):
+            if other[0] != episode_index:
+                break
+            other = read()
+        return other
+
+    def _episode_end(self, episode: Mapping[str, np.ndarray], budget: int) -> dict[str, np.ndarray]:
+        """The last whole timesteps of `episode` that fit in `budget` tokens (the last timestep, cut, if none)."""
+        fits = np.flatnonzero(len(episode["input_ids"]) - episode["timestep_starts"] <= budget)
+        first = int(fits[0]) if len(fits) else len(episode["timestep_starts"]) - 1
+        return self._window(episode, budget, first)
 
     def _prompt(self, episode: Mapping[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Half of the prompts are the end of the episode (goal conditioning), half start at a uniform timestep."""
-        starts = episode["timestep_starts"]
-        total = len(episode["input_ids"])
         if rng.random() < 0.5:
-            # the last whole timesteps that fit in the prompt budget
-            fits = np.flatnonzero(total - starts <= self.prompt_tokens)
-            first = int(fits[0]) if len(fits) else len(starts) - 1
-            return self._window(episode, self.prompt_tokens, first)
+            return self._episode_end(episode, self.prompt_tokens)
         return self._window(episode, self.prompt_tokens, _uniform_full_start(episode, self.prompt_tokens, rng))
 
     # ------------------------------------------------------------------ text, captions, VQA

@@ -143,6 +143,11 @@ def trained_history_steps(model_dir: str | None) -> int | None:
     return 1 if _training_settings(model_dir).get("short_context_probability", 0) > 0 else None
 
 
+def trained_prompt_tokens(model_dir: str | None) -> int:
+    """The prompt the model's short windows started with in training (`short_context_prompt_tokens`; 0: none)."""
+    return int(_training_settings(model_dir).get("short_context_prompt_tokens", 0) or 0)
+
+
 def acting_settings(history_steps: int | None, prompt_tokens: int | None, model_dir: str | None) -> dict[str, Any]:
     """`evaluate`'s `history_steps` and `prompt_tokens` from the command line's (None: not given; history 0: the
     whole window), with the defaults of `evaluate`'s `"auto"`."""
@@ -153,7 +158,7 @@ def acting_settings(history_steps: int | None, prompt_tokens: int | None, model_
     if history_steps is None:
         history = trained_history_steps(model_dir)
         if history is not None and prompt_tokens is None:
-            prompt_tokens = 0
+            prompt_tokens = trained_prompt_tokens(model_dir)
         return {"history_steps": history, "prompt_tokens": prompt_tokens}
     return {"history_steps": history_steps or None, "prompt_tokens": prompt_tokens}
 
@@ -229,9 +234,9 @@ class EvaluateConfig(JobSettings):
     held out (the 1-NN index and the offline metrics leave them out / score them); None: `eval_episodes` of the
     model's `training_config.json`, else 1. `history_steps`: the agent sees at most this many timesteps of the
     episode besides the prompt (None: the whole window, the paper's deployment); `"auto"`: 1 when the model
-    trained on short-context samples (`trained_history_steps`), and then no prompt unless `prompt_tokens` is given
-    (those samples have none), else None. `prompt_tokens`: the demonstration's token budget (None: a quarter of the
-    context). `expert_cache`: where `collect` / `scores` cached the stable-baselines3 experts that the `expert`
+    trained on short-context samples (`trained_history_steps`), and then the prompt those samples had
+    (`trained_prompt_tokens`: none unless `short_context_prompt_tokens` was set) unless `prompt_tokens` is given,
+    else None. `prompt_tokens`: the demonstration's token budget (None: a quarter of the context). `expert_cache`: where `collect` / `scores` cached the stable-baselines3 experts that the `expert`
     baseline loads (evaluation never trains one). `fresh`: discard a journal left in the output directory;
     `strict`: raise at the first failing environment instead of recording the episode as failed."""
 
@@ -318,7 +323,7 @@ def evaluate(
         manifest = json.load(f)
     held_out = _held_out(model_dir) if config.held_out is None else config.held_out
     history_steps, prompt_tokens = config.history_steps, config.prompt_tokens
-    if history_steps == "auto":  # the agent sees what the model's short-context samples showed it: no prompt
+    if history_steps == "auto":  # the agent sees what the model's short-context samples showed it
         acting = acting_settings(None, prompt_tokens, model_dir)
         history_steps, prompt_tokens = acting["history_steps"], acting["prompt_tokens"]
     tasks = config.tasks or [t for t in manifest["tasks"] if t in TASKS]
@@ -431,11 +436,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "$GATO_EXPERT_CACHE, else ~/.cache/modeling_gato/experts); evaluation never trains one")
     parser.add_argument("--no-card", action="store_true", help="do not write the metrics into the model card")
     parser.add_argument("--prompt-tokens", type=non_negative_int, default=None,
-                        help="token budget of the demonstration prompt (0: none; default: none when the agent acts "
-                        "with the short history of the model's training, else a quarter of the context)")
+                        help="token budget of the demonstration prompt (0: none; default: when the agent acts with the "
+                        "short history of the model's training, the prompt its short windows had (none unless "
+                        "--short-context-prompt-tokens was set), else a quarter of the context)")
     parser.add_argument("--history-steps", type=non_negative_int, default=None,
                         help="timesteps of the episode the agent sees besides the prompt; 0: the whole window (the "
-                        "paper's); default: 1 (and no prompt) when the model trained on short-context samples, else 0")
+                        "paper's); default: 1 (after the prompt its short windows had, none unless "
+                        "--short-context-prompt-tokens was set) when the model trained on short-context samples, else 0")
     parser.add_argument("--device", default=None)
     parser.add_argument("--fresh", action="store_true",
                         help="start afresh in --output-dir, discarding the episodes an earlier run journaled there "

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from ..agent import _prompt_sample
 from ..configuration_gato import GatoConfig
 from ..data.collator import GatoDataCollator
 from ..data.sequences import (
@@ -82,6 +83,7 @@ class TrainConfig:
     prompt_probability: float = 0.25
     short_context_probability: float = 0.5  # the paper: 0 (every sample a long window)
     short_context_timesteps: int = 4
+    short_context_prompt_tokens: int = 0  # each short window starts with a demonstration's end (0: none)
     continuous_embedding: str = "table+fourier"  # for a new model; the paper: "table"
     eval_episodes: int = 2
     eval_samples_per_task: int = 16
@@ -115,6 +117,8 @@ class TrainConfig:
                 lower, upper = ("(" if open_low else "[") + f"{low:g}", "inf)" if high is None else (
                     f"{high:g}" + (")" if open_high else "]"))
                 fail(name, f"{'an integer' if kind is int else 'a number'} in {lower}, {upper}")
+        if self.short_context_prompt_tokens >= self.context_length:
+            fail("short_context_prompt_tokens", f"fewer tokens than the context ({self.context_length})")
         if self.variant not in ("tiny", "small", "baseline", "large"):
             fail("variant", "tiny, small, baseline or large")
         if self.continuous_embedding not in ("table", "table+fourier"):
@@ -169,6 +173,7 @@ _SETTING_RANGES = {
     "prompt_probability": (float, 0, 1, False, False),
     "short_context_probability": (float, 0, 1, False, False),
     "short_context_timesteps": (int, 1, None, False, False),
+    "short_context_prompt_tokens": (int, 0, None, False, False),
     "eval_episodes": (int, 1, None, False, False),
     "eval_samples_per_task": (int, 1, None, False, False),
     "eval_steps": (int, 1, None, False, False),
@@ -351,13 +356,18 @@ ACTING_WINDOWS_PER_TASK = 256  # one-timestep held-out windows scored per task (
 
 def policy_samples(processor: GatoProcessor, rows, config: TrainConfig, windows: list[dict]) -> list[dict]:
     """The held-out windows the policy metrics score: those the agent acts on. A model trained on short-context
-    samples acts on the current timestep alone, without a prompt (`evaluate`'s default, `trained_history_steps`),
-    so it is scored on one-timestep windows (evenly spaced, at most `ACTING_WINDOWS_PER_TASK`); any other model on
-    the whole-timestep `windows` of the full-vocabulary evaluation."""
+    samples acts on the current timestep alone (`evaluate`'s default, `trained_history_steps`), after the prompt
+    `evaluate` gives it (the end of the task's last held-out episode, `short_context_prompt_tokens`; none when 0),
+    so it is scored on one-timestep windows (evenly spaced, at most `ACTING_WINDOWS_PER_TASK`), each after that
+    prompt; any other model on the whole-timestep `windows` of the full-vocabulary evaluation."""
     if config.short_context_probability <= 0:
         return windows
-    return evenly_spaced(evaluation_samples(processor, rows, config.context_length, True, max_timesteps=1),
-                         ACTING_WINDOWS_PER_TASK)
+    samples = evenly_spaced(evaluation_samples(processor, rows, config.context_length, True, max_timesteps=1),
+                            ACTING_WINDOWS_PER_TASK)
+    if config.short_context_prompt_tokens:
+        prompt = _prompt_sample(processor, rows[len(rows) - 1], config.short_context_prompt_tokens)
+        samples = [_concatenate([prompt, sample]) for sample in samples]
+    return samples
 
 
 def action_slot_ranges(action_space: dict | None, processor: GatoProcessor) -> list[tuple[int, int]] | None:
@@ -398,13 +408,18 @@ def policy_metrics(model: GatoForCausalModeling, collator, samples: list[dict], 
             inputs = {k: v.to(device) for k, v in batch.items() if k in names}
             hidden = model.model(**inputs, use_cache=False).last_hidden_state  # (batch, seq, hidden)
             for row, sample in enumerate(chunk):
-                positions = np.flatnonzero(np.asarray(sample["action_mask"])[: int(inputs["attention_mask"][row].sum())])
-                positions = positions[positions > 0]
+                length = int(inputs["attention_mask"][row].sum())
+                positions = np.flatnonzero(np.asarray(sample["action_mask"])[:length])
+                slots = np.arange(len(positions)) % len(ranges)
+                scored = positions > 0
+                if "loss_mask" in sample:  # a prompt's actions condition, they are not scored
+                    scored &= np.asarray(sample["loss_mask"], bool)[positions]
+                positions, slots = positions[scored], slots[scored]
                 if not len(positions):
                     continue
                 targets = inputs["input_ids"][row, positions]
                 states = hidden[row, positions - 1]  # position t - 1 predicts token t
-                for which, low, logits in slot_logits(model, states, np.arange(len(positions)) % len(ranges), ranges):
+                for which, low, logits in slot_logits(model, states, slots, ranges):
                     chosen = torch.as_tensor(which, device=device)
                     local = (targets[chosen] - low).clamp(0, logits.shape[-1] - 1)
                     valid = (targets[chosen] >= low) & (targets[chosen] < low + logits.shape[-1])
@@ -548,6 +563,8 @@ def model_card(config: TrainConfig, model_config: GatoConfig, manifests: dict, h
         for kind in ("text", "captions", "vqa"):
             if kind in manifest:
                 lines.append(f"| {kind} | vision/language | {manifest[kind]['rows']} rows | | | |")
+    short_prompt = (f", each after the last timesteps of a demonstration that fit in {config.short_context_prompt_tokens} "
+                    f"tokens" if config.short_context_prompt_tokens else "")
     lines += [
         "",
         "## Training",
@@ -558,7 +575,7 @@ def model_card(config: TrainConfig, model_config: GatoConfig, manifests: dict, h
         f"{config.initial_learning_rate:g} -> {config.learning_rate:g} over {config.warmup_steps} steps then cosine "
         f"to {config.learning_rate * config.final_learning_rate_ratio:g}; prompt probability {config.prompt_probability}; "
         f"short-context samples {config.short_context_probability:g} (windows of 1-{config.short_context_timesteps} "
-        f"timesteps); continuous embedding `{model_config.continuous_embedding}`; "
+        f"timesteps{short_prompt}); continuous embedding `{model_config.continuous_embedding}`; "
         f"{'bf16 autocast' if config.bf16 else 'float32'}.",
         f"- Train loss: first logged {train_losses[0]:.4f}, last logged {train_losses[-1]:.4f}."
         if train_losses else "- No train loss was logged.",
@@ -622,6 +639,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         prompt_probability=config.prompt_probability, seed=config.seed,
         short_context_probability=config.short_context_probability,
         short_context_timesteps=config.short_context_timesteps,
+        short_context_prompt_tokens=config.short_context_prompt_tokens,
     )
     action_spaces = {task: info.get("action_space") for manifest in manifests.values()
                      for task, info in manifest["tasks"].items()}
