@@ -147,7 +147,8 @@ def _calibrate_step_seconds(config, processor, data_dir: str, steps: int = 3) ->
     sources, _, _ = split_sources([data_dir], config.weights, config.eval_episodes)
     builder = iter(GatoSequenceBuilder(processor, sources, context_length=config.context_length, seed=123,
                                        short_context_probability=config.short_context_probability,
-                                       short_context_timesteps=config.short_context_timesteps))
+                                       short_context_timesteps=config.short_context_timesteps,
+                                       short_context_prompt_tokens=config.short_context_prompt_tokens))
     collator = GatoDataCollator(processor, padding="max_length", max_length=config.context_length)
     model = build_model(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -19,7 +19,9 @@ Our choices, where the paper is silent:
   episode samples is therefore packed from independent windows of 1 to `short_context_timesteps` whole timesteps,
   each its own segment (`segment_ids`): the collator turns the segments into a block-diagonal causal mask, so a
   window sees only itself, and as Gato has no global position embedding each window is computed exactly as if it
-  were a sample of its own. The other samples keep the long windows and the prompts.
+  were a sample of its own. The other samples keep the long windows and the prompts. With
+  `short_context_prompt_tokens`, each short window starts (in its segment) with the end of another episode of the
+  same task, as the agent is prompted when it acts: one timestep alone does not always say which task it is.
 
 Works from map-style `datasets` (random access, memory-mapped Arrow: memory does not grow with the data)
 and from iterable / streaming datasets (a bounded shuffle buffer of episodes per task).
