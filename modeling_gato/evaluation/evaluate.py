@@ -236,8 +236,9 @@ class EvaluateConfig(JobSettings):
     episode besides the prompt (None: the whole window, the paper's deployment); `"auto"`: 1 when the model
     trained on short-context samples (`trained_history_steps`), and then the prompt those samples had
     (`trained_prompt_tokens`: none unless `short_context_prompt_tokens` was set) unless `prompt_tokens` is given,
-    else None. `prompt_tokens`: the demonstration's token budget (None: a quarter of the context). `expert_cache`: where `collect` / `scores` cached the stable-baselines3 experts that the `expert`
-    baseline loads (evaluation never trains one). `fresh`: discard a journal left in the output directory;
+    else None. `prompt_tokens`: the demonstration's token budget (None: a quarter of the context). `expert_cache`:
+    where `collect` / `scores` cached the stable-baselines3 experts that the `expert` baseline loads (evaluation
+    never trains one). `fresh`: discard a journal left in the output directory;
     `strict`: raise at the first failing environment instead of recording the episode as failed."""
 
     tasks: list[str] | None = None
