@@ -33,6 +33,8 @@ CASES = [
     (["train", "--data", "{data}", "--batch-size", "0"], "--batch-size: expected an integer in [1, inf)"),
     (["train", "--data", "{data}", "--short-context-probability", "1.5"],
      "--short-context-probability: expected a number in [0, 1], got 1.5"),
+    (["train", "--data", "{data}", "--short-context-prompt-tokens", "1024"],
+     "--short-context-prompt-tokens: expected fewer tokens than the context (1024), got 1024"),
     (["train", "--data", "{data}", "--variant", "huge"], "--variant: expected tiny, small, baseline or large"),
     (["train", "--data", "{data}", "--weights", '{"text": -1}'], "--weights: expected a finite number >= 0 for 'text'"),
     (["train", "--data", "{missing}"], "--data: no such directory"),

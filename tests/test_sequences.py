@@ -177,7 +177,7 @@ def test_short_windows_can_start_with_the_end_of_another_episode(processor):
                                   short_context_prompt_tokens=12)
     for sample in take(builder, 30):
         real = int(sample["attention_mask"].sum())
-        assert real == 45  # 3 segments of a 2-timestep prompt (10 tokens: 3 do not fit 12) + 1 timestep
+        assert real == 45  # 3 segments: a 2-timestep prompt (10 tokens; 3 would be 15 > 12) + 1 timestep
         steps = sample["input_ids"][:real].reshape(9, 5)
         assert sample["segment_ids"][:real].tolist() == [0] * 15 + [1] * 15 + [2] * 15
         for segment in range(3):
