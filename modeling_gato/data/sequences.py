@@ -316,7 +316,7 @@ class GatoSequenceBuilder(torch.utils.data.IterableDataset):
                     segments.append(len(parts[0]["input_ids"]))
                 break
             end = int(ends[first + fits[-1]])
-            window = [_slice_sample(episode, begin, end)] if prompt is None else [prompt, _slice_sample(episode, begin, end)]
+            window = ([] if prompt is None else [prompt]) + [_slice_sample(episode, begin, end)]
             parts.extend(window)
             segments.append(sum(len(p["input_ids"]) for p in window))
             used += segments[-1]
