@@ -87,6 +87,41 @@ def test_interrupted_collect_leaves_no_output_and_resumes(tmp_path, monkeypatch)
     assert not (target / ".collect").exists()
 
 
+def test_action_noise_moves_the_states_and_keeps_the_experts_labels(tmp_path):
+    """`action_noise` (DART): in a continuous-action task the episodes leave the expert's own trajectory, every
+    recorded action is still the scripted expert's action on the recorded observation, and the expert reference is
+    the noise-free one. A discrete-action task is collected exactly as without noise."""
+    from metaworld.policies import SawyerReachV3Policy
+
+    tasks = ["metaworld-reach-v3", "BabyAI-GoToRedBallGrey-v0"]
+    settings = dict(tasks=tasks, episodes=2, score_episodes=1, text_paragraphs=5, captions_per_task=0, progress=False)
+    clean = collect(str(tmp_path / "clean"), **settings)
+    noisy = collect(str(tmp_path / "noisy"), action_noise={"metaworld": 0.1, "babyai": 0.5}, **settings)
+    assert clean["tasks"]["metaworld-reach-v3"]["action_noise"] == 0.0
+    assert noisy["tasks"]["metaworld-reach-v3"]["action_noise"] == 0.1
+    assert noisy["tasks"]["BabyAI-GoToRedBallGrey-v0"]["action_noise"] == 0.0  # discrete actions: no noise
+    assert """--action-noise '{"babyai": 0.5, "metaworld": 0.1}'""" in noisy["command"]
+    assert "--action-noise" not in clean["command"]
+    for task in tasks:  # references: the expert's own play, with or without noise in the data
+        assert noisy["scores"][task]["expert"] == clean["scores"][task]["expert"]
+        assert noisy["scores"][task]["random"] == clean["scores"][task]["random"]
+
+    def episodes(name, task):
+        return load_from_disk(str(tmp_path / name / "episodes" / task))
+
+    babyai = "BabyAI-GoToRedBallGrey-v0"
+    assert episodes("noisy", babyai).to_dict() == episodes("clean", babyai).to_dict()
+    expert = SawyerReachV3Policy()
+    for clean_row, noisy_row in zip(episodes("clean", "metaworld-reach-v3"), episodes("noisy", "metaworld-reach-v3")):
+        clean_states = np.asarray(clean_row["continuous_observations"])
+        states = np.asarray(noisy_row["continuous_observations"])
+        actions = np.asarray(noisy_row["continuous_actions"])
+        np.testing.assert_array_equal(states[0], clean_states[0])  # same reset, then the noise takes it elsewhere
+        assert np.abs(states[1:50] - clean_states[1:50]).max() > 1e-3
+        expected = np.stack([expert.get_action(state.astype(np.float64)) for state in states])
+        np.testing.assert_allclose(actions, np.clip(expected, -1, 1), atol=1e-4)
+
+
 def test_existing_output_is_not_overwritten_by_accident(tmp_path):
     target = tmp_path / "data"
     target.mkdir()
@@ -154,6 +189,10 @@ def test_the_builder_reads_the_collected_directory(collected):
     ({"captions_per_task": -1}, "captions_per_task: expected an integer >= 0, got -1"),
     ({"expert_steps": 0}, "expert_steps: expected None"),
     ({"tasks": ["CartPole-v9"]}, "CartPole-v9"),
+    ({"action_noise": -0.1}, r"action_noise: expected a finite number >= 0 \(half action ranges\), got -0.1"),
+    ({"action_noise": float("nan")}, "action_noise: expected a finite number >= 0"),
+    ({"action_noise": {"mujoco": -1}}, "action_noise: expected a finite number >= 0 .* for 'mujoco', got -1"),
+    ({"action_noise": {"Pendulum-v1": 0.1}}, "action_noise: 'Pendulum-v1' is neither a task nor a domain"),
 ])
 def test_collect_settings_are_checked_before_any_work(tmp_path, settings, message):
     """`CollectConfig.check` refuses a bad setting by name before the lock or the partial directory exist."""

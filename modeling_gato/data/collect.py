@@ -26,6 +26,7 @@ import shutil
 import time
 import zlib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -35,6 +36,7 @@ from tqdm.auto import tqdm
 from ..envs.experts import RandomPolicy, expert_cache_dir, make_expert
 from ..envs.references import RANDOM_SEED_OFFSET, dataset_description, reference_entry
 from ..envs.tasks import (
+    DOMAINS,
     TASKS,
     TaskSpec,
     action_to_column,
@@ -44,7 +46,7 @@ from ..envs.tasks import (
     observation_to_columns,
     task_name,
 )
-from ..utils.arguments import non_negative_int, positive_int
+from ..utils.arguments import non_negative_float, non_negative_int, positive_int
 from ..utils.jobs import (
     OutputLock,
     ResumeMismatchError,
@@ -64,14 +66,32 @@ EPISODE_FEATURE_COLUMNS = (
     "continuous_actions",
     "rewards",
 )
+NOISE_STREAM = 0x6E6F697365  # seeds an episode's action noise apart from anything else seeded by the episode's seed
 DEFAULT_TASKS = [name for name, spec in TASKS.items() if not spec.held_out]  # held-out tasks: `adapt` only
 
 
 # ---------------------------------------------------------------------------- rollouts
-def run_episode(env, policy, seed: int, record: bool = True, on_step=None) -> dict[str, Any]:
-    """Play one episode; returns its SPEC columns (when `record`), return, length and success."""
+def noisy_action(action, space, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """`action` plus Gaussian noise of standard deviation `scale` times half the range of each dimension of the
+    `Box` `space`, clipped into it (the action an expert's demonstration executes under `collect --action-noise`)."""
+    low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+    action = np.asarray(action, np.float64)
+    return np.clip(action + rng.normal(0.0, scale, size=action.shape) * (high - low) / 2, low, high).astype(space.dtype)
+
+
+def run_episode(env, policy, seed: int, record: bool = True, on_step=None, action_noise: float = 0.0) -> dict[str, Any]:
+    """Play one episode; returns its SPEC columns (when `record`), return, length and success.
+
+    `action_noise` > 0 (continuous `Box` actions only; other spaces ignore it): the environment executes the
+    policy's action plus Gaussian noise (`noisy_action`, seeded by the episode's `seed`), while the recorded action
+    stays the policy's own. This is noise injection into the demonstrator (DART, Laskey et al. 2017): the expert
+    labels the states a slightly wrong policy visits, which its own clean trajectories never reach."""
+    from gymnasium.spaces import Box
+
     observation, info = env.reset(seed=seed)
     policy.reset(env)
+    noise = action_noise > 0 and isinstance(env.action_space, Box)
+    rng = np.random.default_rng([seed, NOISE_STREAM]) if noise else None
     columns: dict[str, list] = {}
     total, steps, success = 0.0, 0, False
     while True:
@@ -83,7 +103,8 @@ def run_episode(env, policy, seed: int, record: bool = True, on_step=None) -> di
             columns.setdefault(column, []).append(value)
         if on_step is not None:
             on_step(env, observation)
-        observation, reward, terminated, truncated, info = env.step(action)
+        executed = noisy_action(action, env.action_space, action_noise, rng) if noise else action
+        observation, reward, terminated, truncated, info = env.step(executed)
         columns.setdefault("rewards", []).append(float(reward))
         total += float(reward)
         steps += 1
@@ -98,16 +119,18 @@ def run_episode(env, policy, seed: int, record: bool = True, on_step=None) -> di
 
 def measure_policy(spec: TaskSpec, policy_name: str, episodes: int, seed: int, cache_dir: str,
                    expert_steps: int | None = None, record: bool = False, on_step=None,
-                   progress: bool = True) -> tuple[list[dict], dict[str, Any]]:
+                   progress: bool = True, action_noise: float = 0.0) -> tuple[list[dict], dict[str, Any]]:
     """Run `episodes` episodes of the expert (trained into `cache_dir` first if it is a missing stable-baselines3
-    expert) or the random policy; returns the episodes and their statistics."""
+    expert) or the random policy, executing its actions with `action_noise` (`run_episode`); returns the episodes
+    and their statistics."""
     env = make_env(spec, seed=seed)
     policy = (make_expert(spec, env, cache_dir, expert_steps, train=True) if policy_name == "expert"
               else RandomPolicy(env, seed))
     results = []
     bar = tqdm(range(episodes), desc=f"{spec.name} ({policy_name})", disable=not progress, leave=False)
     for index in bar:
-        results.append(run_episode(env, policy, seed=seed + index, record=record, on_step=on_step))
+        results.append(run_episode(env, policy, seed=seed + index, record=record, on_step=on_step,
+                                   action_noise=action_noise))
     env.close()
     outcomes = [{**r, "success": r["success"] if r["has_success"] else None} for r in results]
     return results, {"episodes": episodes, "seed": seed, **episode_statistics(outcomes)}
@@ -242,11 +265,15 @@ def _task_rng(seed: int, task: str) -> np.random.Generator:
 
 
 def _collect_task(spec: TaskSpec, partial: str, episodes: int, score_episodes: int, seed: int, captions_per_task: int,
-                  cache_dir: str, expert_steps: int | None, versions: dict[str, str], progress: bool) -> None:
+                  cache_dir: str, expert_steps: int | None, versions: dict[str, str], progress: bool,
+                  action_noise: float = 0.0) -> None:
     """Collect one task into `partial`: `episodes/<task>` and `.collect/<task>/` (its scores and manifest entries in
-    `task.json`, its captions and VQA rows), each written aside and renamed; `task.json` last marks it finished."""
-    from datasets import Dataset, DatasetInfo, Features, Image, Value
+    `task.json`, its captions and VQA rows), each written aside and renamed; `task.json` last marks it finished.
 
+    With `action_noise` and continuous actions, the recorded episodes execute noisy actions; the expert reference
+    is then measured apart, on the same seeds without noise, so it equals a noise-free collection's."""
+    from datasets import Dataset, DatasetInfo, Features, Image, Value
+    from gymnasium.spaces import Box
 
     rng = _task_rng(seed, spec.name)
     capture = []
@@ -255,8 +282,14 @@ def _collect_task(spec: TaskSpec, partial: str, episodes: int, score_episodes: i
         if spec.domain == "babyai" and len(capture) < captions_per_task and rng.random() < 0.3:
             capture.append((np.asarray(observation["image"]).copy(), describe_babyai_view(env)))
 
+    env = make_env(spec)
+    action_space = env.action_space
+    env.close()
+    noise = action_noise if isinstance(action_space, Box) else 0.0
     results, expert_stats = measure_policy(spec, "expert", episodes, seed, cache_dir, expert_steps, record=True,
-                                           on_step=on_step, progress=progress)
+                                           on_step=on_step, progress=progress, action_noise=noise)
+    if noise:  # the reference is the expert's own play
+        _, expert_stats = measure_policy(spec, "expert", episodes, seed, cache_dir, expert_steps, progress=progress)
     _, random_stats = measure_policy(spec, "random", score_episodes, seed + RANDOM_SEED_OFFSET, cache_dir,
                                      progress=progress)
     # refuses (ValueError naming the task) an expert that does not beat random
@@ -268,7 +301,6 @@ def _collect_task(spec: TaskSpec, partial: str, episodes: int, score_episodes: i
     for path in (f"{work}.tmp", f"{target}.tmp"):
         shutil.rmtree(path, ignore_errors=True)
     Dataset.from_list(rows, features=features, info=info).save_to_disk(f"{target}.tmp")
-    env = make_env(spec)
     entry = {
         "domain": spec.domain,
         "env_id": spec.env_id,
@@ -279,9 +311,9 @@ def _collect_task(spec: TaskSpec, partial: str, episodes: int, score_episodes: i
         "episodes": len(rows),
         "steps": int(sum(r["length"] for r in results)),
         "observation_columns": sorted(k for k in rows[0] if k.endswith("_observations")),
-        "action_space": describe_action_space(env.action_space),
+        "action_space": describe_action_space(action_space),
+        "action_noise": noise,  # executed-action noise of the recorded episodes (0: the expert's own trajectories)
     }
-    env.close()
     captions, vqa = [], []
     for image, view in capture:
         captions.append({"image": image, "text": babyai_caption(view["objects"]), "task": spec.name})
@@ -340,7 +372,12 @@ class CollectConfig(JobSettings):
     `seed + 1`, ...) and `score_episodes` random-policy episodes for the references; `captions_per_task` BabyAI
     views captioned (with VQA); `text_paragraphs` rows of text. `cache_dir`: where stable-baselines3 experts are
     trained once (with `expert_steps`, default per task) and cached. `overwrite`: replace an existing output;
-    `fresh`: discard what an interrupted run left in `<output_dir>.partial`."""
+    `fresh`: discard what an interrupted run left in `<output_dir>.partial`. `action_noise`: standard deviation of
+    the Gaussian noise, in half action ranges, added to the executed actions of continuous-action (`Box`) tasks
+    while the expert's own actions are recorded (`run_episode`; 0: none); a number for every such task, or a
+    mapping task name or domain -> number (`noise_for`). At 0.1 the experts that ship with Meta-World and the PPO
+    experts keep their returns, and the states their episodes visit widen, so a model trained on them sees how the
+    expert recovers from errors (InvertedPendulum alone: 3% -> 100% of expert; README)."""
 
     tasks: list[str] | None = None
     episodes: int = 20
@@ -353,6 +390,7 @@ class CollectConfig(JobSettings):
     overwrite: bool = False
     progress: bool = True
     fresh: bool = False
+    action_noise: float | dict[str, float] = 0.0
 
     def check(self) -> CollectConfig:
         """Every setting in its range before any work starts (a ValueError naming it otherwise); returns self."""
@@ -367,9 +405,38 @@ class CollectConfig(JobSettings):
         if self.expert_steps is not None and (not isinstance(self.expert_steps, int) or self.expert_steps < 1):
             raise ValueError(f"expert_steps: expected None (the task's default) or an integer >= 1, got "
                              f"{self.expert_steps!r}.")
+        noises = self.action_noise.items() if isinstance(self.action_noise, Mapping) else [(None, self.action_noise)]
+        for key, noise in noises:
+            if key is not None and key not in TASKS and key not in DOMAINS:
+                raise ValueError(f"action_noise: {key!r} is neither a task nor a domain (domains: {DOMAINS}).")
+            if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < float("inf"):
+                where = "" if key is None else f" for {key!r}"
+                raise ValueError(f"action_noise: expected a finite number >= 0 (half action ranges){where}, got "
+                                 f"{noise!r}.")
         for name in self.tasks or ():
             get_task(name)
         return self
+
+    def noise_for(self, spec: TaskSpec) -> float:
+        """The task's `action_noise`: the number, or the mapping's entry for the task, else its domain, else 0."""
+        if isinstance(self.action_noise, Mapping):
+            return float(self.action_noise.get(spec.name, self.action_noise.get(spec.domain, 0.0)))
+        return float(self.action_noise)
+
+
+def action_noise_argument(text: str) -> float | dict[str, float]:
+    """`--action-noise`: a number >= 0 for every continuous-action task, or a JSON object task/domain -> number."""
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise argparse.ArgumentTypeError(f"expected a number or a JSON object, got {text!r} ({error})") from None
+        try:
+            CollectConfig(action_noise=value).check()
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix("action_noise: ").rstrip(".")) from None
+        return value
+    return non_negative_float(text)
 
 
 def collect(output_dir: str, config: CollectConfig | None = None, **settings: Any) -> dict[str, Any]:
@@ -396,7 +463,8 @@ def collect(output_dir: str, config: CollectConfig | None = None, **settings: An
     partial = f"{target}.partial"
     configuration = {"tasks": tasks, "episodes": config.episodes, "score_episodes": config.score_episodes,
                      "seed": config.seed, "text_paragraphs": config.text_paragraphs,
-                     "captions_per_task": config.captions_per_task, "expert_steps": config.expert_steps}
+                     "captions_per_task": config.captions_per_task, "expert_steps": config.expert_steps,
+                     "action_noise": config.action_noise}
     with OutputLock(f"{target}.lock", command):
         header = _start_partial(partial, configuration, config.fresh)
         if header:
@@ -404,7 +472,7 @@ def collect(output_dir: str, config: CollectConfig | None = None, **settings: An
                 if not _finished_task(partial, spec.name):
                     _collect_task(spec, partial, config.episodes, config.score_episodes, config.seed,
                                   config.captions_per_task, cache_dir, config.expert_steps, header["versions"],
-                                  config.progress)
+                                  config.progress, config.noise_for(spec))
             manifest: dict[str, Any] = {"format": "modeling_gato/episodes-v1", "seed": config.seed,
                                         "command": command,
                                         "tasks": {}, "versions": header["versions"], "created": header["created"]}
@@ -451,6 +519,9 @@ def collect_command(output_dir: str, config: CollectConfig) -> str:
               str(config.captions_per_task)]
     if config.expert_steps is not None:
         words += ["--expert-steps", str(config.expert_steps)]
+    if config.action_noise:
+        noise = config.action_noise
+        words += ["--action-noise", json.dumps(noise, sort_keys=True) if isinstance(noise, Mapping) else str(noise)]
     return shlex.join(words)
 
 
@@ -480,6 +551,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where trained experts are cached (default $GATO_EXPERT_CACHE, else ~/.cache/modeling_gato/experts)")
     parser.add_argument("--expert-steps", type=positive_int, default=None,
                         help="training steps of the stable-baselines3 experts (default: per task)")
+    parser.add_argument("--action-noise", type=action_noise_argument, default=0.0,
+                        help="Gaussian noise (standard deviation in half action ranges) added to the executed actions "
+                        "of continuous-action tasks while the expert's own actions are recorded: a number, or JSON "
+                        "task/domain -> number, e.g. '{\"mujoco\": 0.1}' (default 0: none)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output-dir when it exists")
     parser.add_argument("--fresh", action="store_true",
                         help="discard the work an interrupted run left in <output-dir>.partial (default: resume it "
