@@ -69,6 +69,8 @@ CASES = [
     (["scores", "--data", "{missing}"], "argument --data: no such directory"),
     (["push", "--model", "org/name", "--repo-id", "org/name"], "argument --model: no such model directory: org/name"),
     (["demo", "--minutes", "0"], "argument --minutes: expected a number > 0, got 0"),
+    (["demo", "--action-noise", '{"mujoco": -1}'],
+     "argument --action-noise: expected a finite number >= 0 (half action ranges) for 'mujoco', got -1"),
     (["demo", "--data", "{empty}"], "argument --data: {empty} has no manifest.json"),
 ]
 

@@ -102,6 +102,9 @@ def test_action_noise_moves_the_states_and_keeps_the_experts_labels(tmp_path):
     assert noisy["tasks"]["BabyAI-GoToRedBallGrey-v0"]["action_noise"] == 0.0  # discrete actions: no noise
     assert """--action-noise '{"babyai": 0.5, "metaworld": 0.1}'""" in noisy["command"]
     assert "--action-noise" not in clean["command"]
+    card = (tmp_path / "noisy" / "README.md").read_text()
+    assert "Episodes of metaworld-reach-v3 (noise 0.1) execute the expert's action plus Gaussian noise" in card
+    assert "Gaussian noise" not in (tmp_path / "clean" / "README.md").read_text()
     for task in tasks:  # references: the expert's own play, with or without noise in the data
         assert noisy["scores"][task]["expert"] == clean["scores"][task]["expert"]
         assert noisy["scores"][task]["random"] == clean["scores"][task]["random"]

@@ -17,6 +17,12 @@ from ..utils.arguments import (
 )
 
 
+def _action_noise(text: str):
+    from ..data.collect import action_noise_argument
+
+    return action_noise_argument(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m modeling_gato",
@@ -39,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--eval-episodes", type=positive_int, default=5, help="evaluation episodes per task")
     demo.add_argument("--data", type=data_directory, default=None, help="use this `collect` directory instead of collecting")
     demo.add_argument("--recollect", action="store_true", help="collect again even if <output-dir>/data exists")
+    demo.add_argument("--action-noise", type=_action_noise, default=None,
+                      help="collect's --action-noise for the demo's data (default: the demo's, "
+                      "'{\"mujoco\": 0.1}'; 0 for none)")
     demo.add_argument("--expert-cache", default=None, help="where trained stable-baselines3 experts are cached")
     demo.add_argument("--weights", default=None, help='JSON task/domain weights, e.g. \'{"text": 0.5}\'')
     demo.add_argument("--max-steps", type=positive_int, default=None, help="training steps (default: fit the time budget)")
