@@ -138,7 +138,8 @@ DEMO_WEIGHTS = {"babyai": 2.0, "text": 0.1, "captions": 0.5, "vqa": 0.25}
 QUICK_TASKS = ["BabyAI-GoToRedBallGrey-v0", "metaworld-reach-v3", "CartPole-v1"]
 # InvertedPendulum's PPO expert holds the pole so still that its clean episodes cover one point of the state space;
 # with noise on its executed actions the same 40 episodes teach recoveries (alone: 3% -> 100% of expert, README).
-# Meta-World's scripted experts are collected clean (reach alone: 49% clean, 19% at 0.1; one seed each).
+# Meta-World's scripted experts are collected clean: with noise 0.1, reach alone fell from 49% to 19%, and reach in
+# the three-task mixture at the demo's size from 31% to 7% (one seed each; docs/demo/action_noise_run).
 DEMO_ACTION_NOISE = {"mujoco": 0.1}
 
 

@@ -3,7 +3,9 @@
 # training budget) with one change in the data: InvertedPendulum's 40 expert episodes are collected with Gaussian
 # noise of 0.1 half action ranges on the executed actions, the PPO expert's own actions recorded
 # (`collect --action-noise '{"mujoco": 0.1}'`). Every other task's data is the same as the demo's (same seeds,
-# deterministic experts). Evaluated like the demo (5 episodes, seeds 1000-1004, env seed 1) beside the baselines.
+# deterministic experts). Evaluated like the demo (5 episodes, seeds 1000-1004, env seed 1), model only (a bare
+# --baselines means none); random, expert and 1-NN: ../one_timestep_run_60min for the 7 unchanged tasks and the
+# last command below for InvertedPendulum, whose 1-NN reads the noisy episodes (baselines.json joins them).
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"  # a checkout of f44dfc9 or later
 python -m modeling_gato collect --output-dir outputs/demo_noise/data --episodes 40 --score-episodes 10 --seed 0 \
@@ -18,3 +20,6 @@ python -m modeling_gato train --data outputs/demo_noise/data --output-dir output
 python -m modeling_gato evaluate --model outputs/demo_noise/model --data outputs/demo_noise/data \
   --output-dir outputs/demo_noise/eval --episodes 5 --seed 1000 --env-seed 1 --num-envs 5 --baselines \
   --no-card --expert-cache $HOME/.cache/modeling_gato/experts
+python -m modeling_gato evaluate --model outputs/demo_noise/model --data outputs/demo_noise/data \
+  --output-dir outputs/demo_noise/eval_ip_baselines --tasks InvertedPendulum-v5 --episodes 5 --seed 1000 --env-seed 1 \
+  --num-envs 5 --no-offline --no-card --expert-cache $HOME/.cache/modeling_gato/experts
