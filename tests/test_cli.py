@@ -63,3 +63,25 @@ def test_the_demo_learning_curve_weights_tasks_by_their_scored_action_tokens(tmp
     assert points == [{"step": 10, "tokens": 160, "babyai_accuracy": 0.75, "classic_accuracy": 0.5,
                        "babyai_policy_loss": 0.5, "classic_policy_loss": 0.7}]
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_demo_names_reused_data_collected_with_other_action_noise():
+    """A reused `collect` directory whose recorded action noise differs from the demo's is named task by task;
+    discrete-action tasks never carry noise, and a manifest written before the option counts as 0."""
+    from modeling_gato.cli.demo import DEMO_ACTION_NOISE, noise_differences
+
+    box = {"type": "Box", "shape": [1], "low": [-3.0], "high": [3.0]}
+    manifest = {"tasks": {
+        "InvertedPendulum-v5": {"action_space": box},  # before the option: no "action_noise"
+        "metaworld-reach-v3": {"action_space": {**box, "shape": [4]}, "action_noise": 0.0},
+        "CartPole-v1": {"action_space": {"type": "Discrete", "n": 2, "start": 0}, "action_noise": 0.0},
+        "converted-task": {"action_space": box, "action_noise": 0.3},  # not a registered task: not judged
+    }}
+    assert DEMO_ACTION_NOISE == {"mujoco": 0.1}
+    assert noise_differences(manifest, DEMO_ACTION_NOISE) == [
+        "InvertedPendulum-v5: collected with action noise 0, the demo collects with 0.1"]
+    assert noise_differences(manifest, 0.0) == []
+    assert noise_differences(manifest, 0.2) == [
+        "InvertedPendulum-v5: collected with action noise 0, the demo collects with 0.2",
+        "metaworld-reach-v3: collected with action noise 0, the demo collects with 0.2"]
+

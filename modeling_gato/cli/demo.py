@@ -143,6 +143,25 @@ QUICK_TASKS = ["BabyAI-GoToRedBallGrey-v0", "metaworld-reach-v3", "CartPole-v1"]
 DEMO_ACTION_NOISE = {"mujoco": 0.1}
 
 
+def noise_differences(manifest: dict, action_noise) -> list[str]:
+    """The tasks of a `collect` manifest whose recorded `action_noise` differs from what `collect` would use now with
+    `action_noise` (a number or task/domain -> number; discrete-action tasks always 0), one line each."""
+    from ..data.collect import CollectConfig
+    from ..envs.tasks import TASKS
+
+    config = CollectConfig(action_noise=action_noise)
+    lines = []
+    for task, info in manifest.get("tasks", {}).items():
+        if task not in TASKS:
+            continue
+        box = info.get("action_space", {}).get("type") == "Box"
+        wanted = config.noise_for(TASKS[task]) if box else 0.0
+        recorded = float(info.get("action_noise", 0.0))
+        if recorded != wanted:
+            lines.append(f"{task}: collected with action noise {recorded:g}, the demo collects with {wanted:g}")
+    return lines
+
+
 def _calibrate_step_seconds(config, processor, data_dir: str, steps: int = 3) -> float:
     """Seconds per optimizer step of this model and batch on this machine (a few real steps)."""
     from ..data.collator import GatoDataCollator
@@ -190,6 +209,11 @@ def run_full_demo(args: argparse.Namespace) -> None:
     if args.data is None:
         if os.path.exists(os.path.join(data_dir, "manifest.json")) and not args.recollect:
             print(f"[1/4] reusing the collected data in {data_dir} (--recollect to collect again)")
+            with open(os.path.join(data_dir, "manifest.json")) as f:
+                differences = noise_differences(json.load(f), DEMO_ACTION_NOISE if args.action_noise is None
+                                                else args.action_noise)
+            for line in differences:
+                print(f"      note: {line} (--recollect to collect it again)")
         else:
             print(f"[1/4] collecting expert episodes into {data_dir}")
             collect(data_dir, tasks=QUICK_TASKS if quick else None, episodes=2 if quick else args.episodes,
