@@ -206,23 +206,21 @@ def run_full_demo(args: argparse.Namespace) -> None:
 
     # 1. data
     data_dir = args.data or os.path.join(out, "data")
-    if args.data is None:
-        if os.path.exists(os.path.join(data_dir, "manifest.json")) and not args.recollect:
-            print(f"[1/4] reusing the collected data in {data_dir} (--recollect to collect again)")
-            with open(os.path.join(data_dir, "manifest.json")) as f:
-                differences = noise_differences(json.load(f), DEMO_ACTION_NOISE if args.action_noise is None
-                                                else args.action_noise)
-            for line in differences:
-                print(f"      note: {line} (--recollect to collect it again)")
-        else:
-            print(f"[1/4] collecting expert episodes into {data_dir}")
-            collect(data_dir, tasks=QUICK_TASKS if quick else None, episodes=2 if quick else args.episodes,
-                    score_episodes=2 if quick else 10, seed=args.seed, text_paragraphs=40 if quick else 2000,
-                    captions_per_task=8 if quick else 200, cache_dir=args.expert_cache, overwrite=True,
-                    action_noise=DEMO_ACTION_NOISE if args.action_noise is None else args.action_noise)
+    action_noise = DEMO_ACTION_NOISE if args.action_noise is None else args.action_noise
+    reused = args.data is None and os.path.exists(os.path.join(data_dir, "manifest.json")) and not args.recollect
+    if reused:
+        print(f"[1/4] reusing the collected data in {data_dir} (--recollect to collect again)")
+    elif args.data is None:
+        print(f"[1/4] collecting expert episodes into {data_dir}")
+        collect(data_dir, tasks=QUICK_TASKS if quick else None, episodes=2 if quick else args.episodes,
+                score_episodes=2 if quick else 10, seed=args.seed, text_paragraphs=40 if quick else 2000,
+                captions_per_task=8 if quick else 200, cache_dir=args.expert_cache, overwrite=True,
+                action_noise=action_noise)
     timings["collect"] = time.time() - started
     with open(os.path.join(data_dir, "manifest.json")) as f:
         manifest = json.load(f)
+    for line in noise_differences(manifest, action_noise) if reused else ():
+        print(f"      note: {line} (--recollect to collect it again)")
     print(score_table(manifest["scores"]))
 
     # 2. training, sized to the time budget
