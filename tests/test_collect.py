@@ -125,6 +125,26 @@ def test_action_noise_moves_the_states_and_keeps_the_experts_labels(tmp_path):
         np.testing.assert_allclose(actions, np.clip(expected, -1, 1), atol=1e-4)
 
 
+def test_task_episodes_give_named_tasks_and_domains_their_own_count(tmp_path):
+    """`task_episodes` overrides `episodes` by task name before domain; the other tasks keep `episodes`, the
+    manifest counts what was collected, the command line repeats the mapping, and the first episodes are the same
+    seeds as in a collection without it."""
+    tasks = ["BabyAI-GoToRedBallGrey-v0", "BabyAI-GoToLocal-v0", "CartPole-v1"]
+    settings = dict(tasks=tasks, episodes=2, score_episodes=1, text_paragraphs=5, captions_per_task=0, progress=False)
+    plain = collect(str(tmp_path / "plain"), **settings)
+    named = {"babyai": 5, "BabyAI-GoToLocal-v0": 3}
+    manifest = collect(str(tmp_path / "named"), task_episodes=named, **settings)
+    counts = {task: manifest["tasks"][task]["episodes"] for task in tasks}
+    assert counts == {"BabyAI-GoToRedBallGrey-v0": 5, "BabyAI-GoToLocal-v0": 3, "CartPole-v1": 2}
+    for task, count in counts.items():
+        rows = load_from_disk(str(tmp_path / "named" / "episodes" / task))
+        assert len(rows) == count
+        assert manifest["scores"][task]["expert"]["episodes"] == count
+        assert rows.select(range(2)).to_dict() == load_from_disk(str(tmp_path / "plain" / "episodes" / task)).to_dict()
+    assert """--task-episodes '{"BabyAI-GoToLocal-v0": 3, "babyai": 5}'""" in manifest["command"]
+    assert "--task-episodes" not in plain["command"]
+
+
 def test_existing_output_is_not_overwritten_by_accident(tmp_path):
     target = tmp_path / "data"
     target.mkdir()
@@ -196,6 +216,9 @@ def test_the_builder_reads_the_collected_directory(collected):
     ({"action_noise": float("nan")}, "action_noise: expected a finite number >= 0"),
     ({"action_noise": {"mujoco": -1}}, "action_noise: expected a finite number >= 0 .* for 'mujoco', got -1"),
     ({"action_noise": {"Pendulum-v1": 0.1}}, "action_noise: 'Pendulum-v1' is neither a task nor a domain"),
+    ({"task_episodes": {"babyai": 0}}, "task_episodes: expected an integer >= 1 for 'babyai', got 0"),
+    ({"task_episodes": {"atari": 5}}, "task_episodes: 'atari' is neither a task nor a domain"),
+    ({"task_episodes": 5}, "task_episodes: expected a mapping task name or domain -> episodes, got 5"),
 ])
 def test_collect_settings_are_checked_before_any_work(tmp_path, settings, message):
     """`CollectConfig.check` refuses a bad setting by name before the lock or the partial directory exist."""

@@ -377,7 +377,9 @@ class CollectConfig(JobSettings):
     while the expert's own actions are recorded (`run_episode`; 0: none); a number for every such task, or a
     mapping task name or domain -> number (`noise_for`). At 0.1 the experts that ship with Meta-World and the PPO
     experts keep their returns, and the states their episodes visit widen, so a model trained on them sees how the
-    expert recovers from errors (InvertedPendulum alone: 3% -> 100% of expert; README)."""
+    expert recovers from errors (InvertedPendulum alone: 3% -> 100% of expert; README). `task_episodes`: a mapping
+    task name or domain -> expert episodes, overriding `episodes` for those tasks (`episodes_for`): a BabyAI
+    expert episode is about 6 steps where a Meta-World one is 500, so equal counts give BabyAI 1% of the steps."""
 
     tasks: list[str] | None = None
     episodes: int = 20
@@ -391,6 +393,7 @@ class CollectConfig(JobSettings):
     progress: bool = True
     fresh: bool = False
     action_noise: float | dict[str, float] = 0.0
+    task_episodes: dict[str, int] | None = None
 
     def check(self) -> CollectConfig:
         """Every setting in its range before any work starts (a ValueError naming it otherwise); returns self."""
@@ -413,9 +416,22 @@ class CollectConfig(JobSettings):
                 where = "" if key is None else f" for {key!r}"
                 raise ValueError(f"action_noise: expected a finite number >= 0 (half action ranges){where}, got "
                                  f"{noise!r}.")
+        if self.task_episodes is not None and not isinstance(self.task_episodes, Mapping):
+            raise ValueError(f"task_episodes: expected a mapping task name or domain -> episodes, got "
+                             f"{self.task_episodes!r}.")
+        for key, episodes in (self.task_episodes or {}).items():
+            if key not in TASKS and key not in DOMAINS:
+                raise ValueError(f"task_episodes: {key!r} is neither a task nor a domain (domains: {DOMAINS}).")
+            if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+                raise ValueError(f"task_episodes: expected an integer >= 1 for {key!r}, got {episodes!r}.")
         for name in self.tasks or ():
             get_task(name)
         return self
+
+    def episodes_for(self, spec: TaskSpec) -> int:
+        """The task's expert episodes: `task_episodes`' entry for the task, else for its domain, else `episodes`."""
+        named = self.task_episodes or {}
+        return int(named.get(spec.name, named.get(spec.domain, self.episodes)))
 
     def noise_for(self, spec: TaskSpec) -> float:
         """The task's `action_noise`: the number, or the mapping's entry for the task, else its domain, else 0."""
@@ -437,6 +453,19 @@ def action_noise_argument(text: str) -> float | dict[str, float]:
             raise argparse.ArgumentTypeError(str(error).removeprefix("action_noise: ").rstrip(".")) from None
         return value
     return non_negative_float(text)
+
+
+def task_episodes_argument(text: str) -> dict[str, int]:
+    """`--task-episodes`: a JSON object task/domain -> expert episodes, e.g. '{"babyai": 1000}'."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({error})") from None
+    try:
+        CollectConfig(task_episodes=value).check()
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("task_episodes: ").rstrip(".")) from None
+    return value
 
 
 def collect(output_dir: str, config: CollectConfig | None = None, **settings: Any) -> dict[str, Any]:
@@ -464,13 +493,13 @@ def collect(output_dir: str, config: CollectConfig | None = None, **settings: An
     configuration = {"tasks": tasks, "episodes": config.episodes, "score_episodes": config.score_episodes,
                      "seed": config.seed, "text_paragraphs": config.text_paragraphs,
                      "captions_per_task": config.captions_per_task, "expert_steps": config.expert_steps,
-                     "action_noise": config.action_noise}
+                     "action_noise": config.action_noise, "task_episodes": config.task_episodes}
     with OutputLock(f"{target}.lock", command):
         header = _start_partial(partial, configuration, config.fresh)
         if header:
             for spec in tqdm(specs, desc="tasks", disable=not config.progress):
                 if not _finished_task(partial, spec.name):
-                    _collect_task(spec, partial, config.episodes, config.score_episodes, config.seed,
+                    _collect_task(spec, partial, config.episodes_for(spec), config.score_episodes, config.seed,
                                   config.captions_per_task, cache_dir, config.expert_steps, header["versions"],
                                   config.progress, config.noise_for(spec))
             manifest: dict[str, Any] = {"format": "modeling_gato/episodes-v1", "seed": config.seed,
@@ -517,6 +546,8 @@ def collect_command(output_dir: str, config: CollectConfig) -> str:
     words += ["--episodes", str(config.episodes), "--score-episodes", str(config.score_episodes), "--seed",
               str(config.seed), "--text-paragraphs", str(config.text_paragraphs), "--captions-per-task",
               str(config.captions_per_task)]
+    if config.task_episodes:
+        words += ["--task-episodes", json.dumps(config.task_episodes, sort_keys=True)]
     if config.expert_steps is not None:
         words += ["--expert-steps", str(config.expert_steps)]
     if config.action_noise:
@@ -543,6 +574,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", required=True, help="directory to write (created atomically)")
     parser.add_argument("--tasks", nargs="*", type=task_name, default=None, help=f"tasks to collect (default: all of {DEFAULT_TASKS})")
     parser.add_argument("--episodes", type=positive_int, default=20, help="expert episodes per task")
+    parser.add_argument("--task-episodes", type=task_episodes_argument, default=None,
+                        help="expert episodes for some tasks or domains instead of --episodes, as JSON task/domain -> "
+                        "episodes, e.g. '{\"babyai\": 1000}' (a BabyAI expert episode is about 6 steps, a Meta-World one 500)")
     parser.add_argument("--score-episodes", type=positive_int, default=10, help="random-policy episodes per task for the scores")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--text-paragraphs", type=positive_int, default=2000)
