@@ -47,6 +47,10 @@ CASES = [
      "argument --action-noise: expected a number >= 0, got -0.1"),
     (["collect", "--output-dir", "{out}", "--action-noise", '{"mujoco": "x"}'],
      "argument --action-noise: expected a finite number >= 0 (half action ranges) for 'mujoco', got 'x'"),
+    (["collect", "--output-dir", "{out}", "--task-episodes", '{"babyai": 1.5}'],
+     "argument --task-episodes: expected an integer >= 1 for 'babyai', got 1.5"),
+    (["collect", "--output-dir", "{out}", "--task-episodes", "1000"],
+     "argument --task-episodes: expected a mapping task name or domain -> episodes, got 1000"),
     (["evaluate", "--model", "{unweighted}", "--data", "{data}"], "argument --model: {unweighted} has no weights"),
     (["evaluate", "--model", "{missing}", "--data", "{data}"], "argument --model: no such model directory"),
     (["evaluate", "--model", "{empty}", "--data", "{data}"], "argument --model: {empty} has no config.json"),
@@ -71,6 +75,8 @@ CASES = [
     (["demo", "--minutes", "0"], "argument --minutes: expected a number > 0, got 0"),
     (["demo", "--action-noise", '{"mujoco": -1}'],
      "argument --action-noise: expected a finite number >= 0 (half action ranges) for 'mujoco', got -1"),
+    (["demo", "--task-episodes", '{"babyai": 0}'],
+     "argument --task-episodes: expected an integer >= 1 for 'babyai', got 0"),
     (["demo", "--data", "{empty}"], "argument --data: {empty} has no manifest.json"),
 ]
 

@@ -65,23 +65,31 @@ def test_the_demo_learning_curve_weights_tasks_by_their_scored_action_tokens(tmp
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_the_demo_names_reused_data_collected_with_other_action_noise():
-    """A reused `collect` directory whose recorded action noise differs from the demo's is named task by task;
-    discrete-action tasks never carry noise, and a manifest written before the option counts as 0."""
-    from modeling_gato.cli.demo import DEMO_ACTION_NOISE, noise_differences
+def test_the_demo_names_reused_data_collected_otherwise():
+    """A reused `collect` directory is named task by task where its recorded action noise or episode count differs
+    from what the demo collects; discrete-action tasks never carry noise, a manifest written before the option
+    counts as noise 0, and a task not registered here is not judged."""
+    from modeling_gato.cli.demo import DEMO_ACTION_NOISE, DEMO_TASK_EPISODES, collection_differences
+    from modeling_gato.data.collect import CollectConfig
 
     box = {"type": "Box", "shape": [1], "low": [-3.0], "high": [3.0]}
+    discrete = {"type": "Discrete", "n": 7, "start": 0}
     manifest = {"tasks": {
-        "InvertedPendulum-v5": {"action_space": box},  # before the option: no "action_noise"
-        "metaworld-reach-v3": {"action_space": {**box, "shape": [4]}, "action_noise": 0.0},
-        "CartPole-v1": {"action_space": {"type": "Discrete", "n": 2, "start": 0}, "action_noise": 0.0},
-        "converted-task": {"action_space": box, "action_noise": 0.3},  # not a registered task: not judged
+        "InvertedPendulum-v5": {"action_space": box, "episodes": 40},  # before the option: no "action_noise"
+        "metaworld-reach-v3": {"action_space": {**box, "shape": [4]}, "action_noise": 0.0, "episodes": 40},
+        "CartPole-v1": {"action_space": {**discrete, "n": 2}, "action_noise": 0.0, "episodes": 40},
+        "BabyAI-GoToLocal-v0": {"action_space": discrete, "action_noise": 0.0, "episodes": 40},
+        "converted-task": {"action_space": box, "action_noise": 0.3, "episodes": 3},
     }}
-    assert DEMO_ACTION_NOISE == {"mujoco": 0.1}
-    assert noise_differences(manifest, DEMO_ACTION_NOISE) == [
-        "InvertedPendulum-v5: collected with action noise 0, the demo collects with 0.1"]
-    assert noise_differences(manifest, 0.0) == []
-    assert noise_differences(manifest, 0.2) == [
+    assert DEMO_ACTION_NOISE == {"mujoco": 0.1} and DEMO_TASK_EPISODES == {"babyai": 1000}
+    demo = CollectConfig(episodes=40, action_noise=DEMO_ACTION_NOISE, task_episodes=DEMO_TASK_EPISODES)
+    assert collection_differences(manifest, demo) == [
+        "InvertedPendulum-v5: collected with action noise 0, the demo collects with 0.1",
+        "BabyAI-GoToLocal-v0: 40 episodes collected, the demo collects 1000"]
+    assert collection_differences(manifest, CollectConfig(episodes=40)) == []
+    assert collection_differences(manifest, CollectConfig(episodes=40, action_noise=0.2)) == [
         "InvertedPendulum-v5: collected with action noise 0, the demo collects with 0.2",
         "metaworld-reach-v3: collected with action noise 0, the demo collects with 0.2"]
-
+    assert collection_differences(manifest, CollectConfig(episodes=20, task_episodes={"CartPole-v1": 40})) == [
+        f"{task}: 40 episodes collected, the demo collects 20"
+        for task in ("InvertedPendulum-v5", "metaworld-reach-v3", "BabyAI-GoToLocal-v0")]

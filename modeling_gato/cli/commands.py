@@ -23,6 +23,12 @@ def _action_noise(text: str):
     return action_noise_argument(text)
 
 
+def _task_episodes(text: str):
+    from ..data.collect import task_episodes_argument
+
+    return task_episodes_argument(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m modeling_gato",
@@ -48,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--action-noise", type=_action_noise, default=None,
                       help="collect's --action-noise for the demo's data (default: the demo's, "
                       "'{\"mujoco\": 0.1}'; 0 for none)")
+    demo.add_argument("--task-episodes", type=_task_episodes, default=None,
+                      help="collect's --task-episodes for the demo's data (default: the demo's, '{\"babyai\": 1000}'; "
+                      "'{}' for --episodes everywhere)")
     demo.add_argument("--expert-cache", default=None, help="where trained stable-baselines3 experts are cached")
     demo.add_argument("--weights", default=None, help='JSON task/domain weights, e.g. \'{"text": 0.5}\'')
     demo.add_argument("--max-steps", type=positive_int, default=None, help="training steps (default: fit the time budget)")
