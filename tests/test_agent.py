@@ -87,7 +87,8 @@ def test_quick_demo_collects_trains_evaluates_and_reports(collected, expert_cach
     assert result.returncode == 0, result.stderr[-4000:]
     report = (output / "report.md").read_text()
     for heading in ("## Evaluation", "## Training", "## Captions", "## Text completions", "expert-normalized score",
-                    "## Learning curve", "template prior"):
+                    "## Learning curve", "template prior", "best constant caption",
+                    "90% of the episode samples packed from windows of 1 timestep(s)"):
         assert heading in report
     results = json.loads((output / "eval" / "eval_results.json").read_text())
     assert set(results["tasks"]) == set(json.loads((data / "manifest.json").read_text())["tasks"])
@@ -101,7 +102,7 @@ def test_quick_demo_collects_trains_evaluates_and_reports(collected, expert_cach
     assert curve and all(0 <= point["classic_accuracy"] <= 1 for point in curve)
     assert [p["tokens"] for p in curve] == sorted(p["tokens"] for p in curve)
     grounding = json.loads((output / "caption_grounding.json").read_text())
-    assert set(grounding) >= {"model", "prior", "prior_caption", "captions"}
+    assert set(grounding) >= {"model", "prior", "prior_caption", "best_constant", "best_constant_caption", "captions"}
 
 
 def test_history_steps_keeps_the_prompt_and_the_last_timesteps_only():

@@ -5,6 +5,7 @@ import pytest
 
 from modeling_gato.data.collect import babyai_caption
 from modeling_gato.evaluation.caption_grounding import (
+    best_constant_caption,
     caption_objects,
     grounding_scores,
     grounding_table,
@@ -119,9 +120,12 @@ def test_measure_caption_grounding_end_to_end(tmp_path, model, processor):
     _write_captions(tmp_path, texts)
 
     result = measure_caption_grounding(model, processor, str(tmp_path))
-    assert set(result) == {"model", "prior", "captions", "prior_caption", "samples"}
+    assert set(result) == {"model", "prior", "best_constant", "captions", "prior_caption", "best_constant_caption",
+                           "samples"}
     assert result["captions"] == 2
     assert result["prior_caption"] == door
+    # mean training F1 of each constant: door 12/38, empty 11/38, balls 10/38, goal 5/38
+    assert result["best_constant_caption"] == door and result["best_constant"] == result["prior"]
     assert [s["reference"] for s in result["samples"]] == [empty, empty]
     assert all(isinstance(s["generated"], str) for s in result["samples"])
     # the prior names a door in two empty rooms: zero on every object score, and nothing in view to name
@@ -134,13 +138,29 @@ def test_measure_caption_grounding_end_to_end(tmp_path, model, processor):
 
     table = grounding_table(result)
     lines = table.splitlines()
-    assert len(lines) == 4 and lines[0].startswith("| captioner | F1 | precision | recall | exact match")
+    assert len(lines) == 5 and lines[0].startswith("| captioner | F1 | precision | recall | exact match")
     assert lines[2].startswith("| model |") and lines[3].startswith("| template prior | 0.000 |")
-    assert lines[3].endswith("| n/a | 2 |")
+    assert lines[3].endswith("| n/a | 2 |") and lines[4].startswith("| best constant caption | 0.000 |")
+    del result["best_constant"]  # a result written before the best constant caption: two rows
+    assert grounding_table(result).splitlines()[2:] == lines[2:4]
 
     # count takes the last rows of the held-out ones, never training rows
     assert measure_caption_grounding(model, processor, str(tmp_path), count=1)["captions"] == 1
     assert measure_caption_grounding(model, processor, str(tmp_path), count=100)["captions"] == 2
+
+
+def test_the_best_constant_caption_beats_a_frequent_empty_room():
+    """Mean F1 of each constant over 4 empty rooms, 3 "one red ball" and 2 "one red ball and one blue key" views:
+    empty 4/9; red ball (3 * 1 + 2 * 2/3) / 9 = 0.48 (precision 1, recall 1/2 on the pair); the pair
+    (3 * 2/3 + 2 * 1) / 9 = 0.44. The most frequent caption (the empty room) is not the best constant."""
+    empty, ball = babyai_caption([]), babyai_caption([("red", "ball")])
+    pair = babyai_caption([("red", "ball"), ("blue", "key")])
+    captions = [empty, ball, pair, empty, ball, empty, pair, ball, empty]
+    assert best_constant_caption(captions) == ball
+    assert grounding_scores(captions, [ball] * 9)["f1"] == pytest.approx((3 + 2 * 2 / 3) / 9)
+    assert best_constant_caption([pair, ball]) == pair  # a tie (2/3 + 1 each way) goes to the first seen
+    with pytest.raises(ValueError, match="no captions"):
+        best_constant_caption([])
 
 
 def test_measure_caption_grounding_missing_data(tmp_path, model, processor):

@@ -428,8 +428,10 @@ def _report(manifest, config, summary, results, captions, completions, timings, 
         from ..evaluation.caption_grounding import grounding_table
 
         lines += ["", f"Grounding on the {grounding['captions']} held-out captions: objects (colour and kind) named by "
-                  "the model's greedy caption against those really in view, beside the template prior (the most "
-                  f"frequent training caption, \"{grounding['prior_caption']}\", for every image):", "",
+                  "the model's greedy caption against those really in view, beside two captioners blind to the image: "
+                  f"the template prior (the most frequent training caption, \"{grounding['prior_caption']}\", for "
+                  "every image) and the best constant caption (the training caption with the highest mean F1 on the "
+                  f"training captions, \"{grounding['best_constant_caption']}\"):", "",
                   grounding_table(grounding)]
     lines += ["", "## Text completions (greedy)", "", "| prompt | completion |", "|---|---|"]
     lines += [f"| {c['prompt']} | {c['completion'].replace(chr(10), ' ')} |" for c in completions]

@@ -9,9 +9,12 @@ pairs, so a generated caption can be scored against its reference object by obje
   `text` (a `Counter`); anything else in the text is ignored, so it is safe on a model's free generation.
 - `grounding_scores(references, predictions)`: per-caption precision / recall / F1 over those multisets,
   averaged over captions, with exact-match rates and how often a prediction names something really in view.
+- `best_constant_caption(captions)`: the one caption that, said of every image, scores the highest mean F1 on
+  `captions`: the best a captioner blind to the image can do.
 - `measure_caption_grounding(model, processor, data_dir)`: scores a model's greedy captions of the held-out
-  caption rows against the "template prior" (the most frequent training caption, predicted for every image).
-- `grounding_table(result)`: the two rows of that comparison as a markdown table.
+  caption rows against two blind captioners chosen on the training rows: the "template prior" (the most frequent
+  training caption) and the best constant caption, each predicted for every image.
+- `grounding_table(result)`: the rows of that comparison as a markdown table.
 """
 
 from __future__ import annotations
@@ -119,6 +122,22 @@ def grounding_scores(references: list[str], predictions: list[str]) -> dict[str,
     }
 
 
+def best_constant_caption(captions: list[str]) -> str:
+    """The caption among `captions` whose object multiset, predicted for every one of them, has the highest mean
+    F1 (`grounding_scores`; ties go to the caption seen first). Where the most frequent caption is an empty room
+    (a frequent view that names nothing), this is the stronger blind baseline."""
+    if not captions:
+        raise ValueError("no captions to choose from")
+    counts = Counter(captions)  # insertion order: first seen first
+    objects = {text: caption_objects(text) for text in counts}
+    best, best_total = None, -1.0
+    for candidate in counts:
+        total = sum(count * caption_scores(objects[text], objects[candidate])["f1"] for text, count in counts.items())
+        if total > best_total:
+            best, best_total = candidate, total
+    return best
+
+
 def held_out_caption_start(rows: int) -> int:
     """Index of the first held-out caption row: `modeling_gato.training.train.split_sources` trains on the first
     `sequences.training_row_count(rows)` rows and holds out the rest (the last 5%)."""
@@ -128,17 +147,20 @@ def held_out_caption_start(rows: int) -> int:
 
 
 def measure_caption_grounding(model, processor, data_dir: str, count: int | None = None) -> dict[str, Any]:
-    """Score a model's greedy captions of the held-out caption rows of `<data_dir>/captions` and the template prior.
+    """Score a model's greedy captions of the held-out caption rows of `<data_dir>/captions`, the template prior's
+    and the best constant caption's.
 
     The held-out rows are the last 5% that `split_sources` never trains on; `count` evaluates only the last
     `count` of them (it is clamped to the held-out rows, so it never reaches into training rows). The template
     prior predicts, for every held-out image, the single most frequent caption text among the training rows
-    (the rows before the held-out ones; ties go to the caption seen first). Each caption is generated as in
+    (the rows before the held-out ones; ties go to the caption seen first); the best constant caption is
+    `best_constant_caption` of those training rows. Each caption is generated as in
     `demo._sample_captions`: `processor(images=image)`, `model.generate(max_new_tokens=16, do_sample=False)`,
     the new tokens decoded without special tokens and stripped.
 
-    Returns {"model": grounding_scores, "prior": grounding_scores, "captions": N, "prior_caption": text,
-    "samples": [{"reference", "generated"}, ...] (the first 6)}."""
+    Returns {"model": grounding_scores, "prior": grounding_scores, "best_constant": grounding_scores,
+    "captions": N, "prior_caption": text, "best_constant_caption": text, "samples": [{"reference", "generated"},
+    ...] (the first 6)}."""
     import torch
     from datasets import load_from_disk
 
@@ -157,6 +179,7 @@ def measure_caption_grounding(model, processor, data_dir: str, count: int | None
         first = start
     texts = list(rows.select_columns(["text"])["text"])
     prior_caption = Counter(texts[:start]).most_common(1)[0][0]
+    constant_caption = best_constant_caption(texts[:start])
     held_out = rows.select(range(first, len(rows)))
 
     references, generated = [], []
@@ -179,8 +202,10 @@ def measure_caption_grounding(model, processor, data_dir: str, count: int | None
     return {
         "model": grounding_scores(references, generated),
         "prior": grounding_scores(references, [prior_caption] * len(references)),
+        "best_constant": grounding_scores(references, [constant_caption] * len(references)),
         "captions": len(references),
         "prior_caption": prior_caption,
+        "best_constant_caption": constant_caption,
         "samples": [{"reference": r, "generated": g} for r, g in zip(references[:6], generated[:6])],
     }
 
@@ -190,12 +215,15 @@ def _cell(value: float | None) -> str:
 
 
 def grounding_table(result: dict[str, Any]) -> str:
-    """A markdown table of `measure_caption_grounding`'s result: model vs. template prior."""
+    """A markdown table of `measure_caption_grounding`'s result: the model, the template prior and (in results
+    that have it) the best constant caption."""
     lines = [
         "| captioner | F1 | precision | recall | exact match | names an object in view | N |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, key in (("model", "model"), ("template prior", "prior")):
+    for label, key in (("model", "model"), ("template prior", "prior"), ("best constant caption", "best_constant")):
+        if key not in result:
+            continue
         s = result[key]
         lines.append(
             f"| {label} | {_cell(s['f1'])} | {_cell(s['precision'])} | {_cell(s['recall'])} | "
