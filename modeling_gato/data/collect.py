@@ -440,32 +440,30 @@ class CollectConfig(JobSettings):
         return float(self.action_noise)
 
 
+def _checked_json_setting(text: str, name: str, expected: str) -> Any:
+    """A command-line value given as JSON for the `CollectConfig` field `name`, checked by `CollectConfig.check`; an
+    `argparse.ArgumentTypeError` (one line, `expected` on a JSON error) otherwise."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r} ({error})") from None
+    try:
+        CollectConfig(**{name: value}).check()
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix(f"{name}: ").rstrip(".")) from None
+    return value
+
+
 def action_noise_argument(text: str) -> float | dict[str, float]:
     """`--action-noise`: a number >= 0 for every continuous-action task, or a JSON object task/domain -> number."""
     if text.lstrip().startswith("{"):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise argparse.ArgumentTypeError(f"expected a number or a JSON object, got {text!r} ({error})") from None
-        try:
-            CollectConfig(action_noise=value).check()
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error).removeprefix("action_noise: ").rstrip(".")) from None
-        return value
+        return _checked_json_setting(text, "action_noise", "a number or a JSON object")
     return non_negative_float(text)
 
 
 def task_episodes_argument(text: str) -> dict[str, int]:
     """`--task-episodes`: a JSON object task/domain -> expert episodes, e.g. '{"babyai": 1000}'."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({error})") from None
-    try:
-        CollectConfig(task_episodes=value).check()
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error).removeprefix("task_episodes: ").rstrip(".")) from None
-    return value
+    return _checked_json_setting(text, "task_episodes", "a JSON object")
 
 
 def collect(output_dir: str, config: CollectConfig | None = None, **settings: Any) -> dict[str, Any]:
