@@ -364,6 +364,17 @@ def _start_partial(partial: str, configuration: dict[str, Any], fresh: bool) -> 
     return header
 
 
+def _check_task_or_domain(setting: str, key: str) -> None:
+    """A per-task setting's key must name a task or a domain (a ValueError naming the setting otherwise)."""
+    if key not in TASKS and key not in DOMAINS:
+        raise ValueError(f"{setting}: {key!r} is neither a task nor a domain (domains: {DOMAINS}).")
+
+
+def _for_task(values: Mapping[str, Any], spec: TaskSpec, default: Any) -> Any:
+    """A per-task setting's value for `spec`: its entry for the task name, else for its domain, else `default`."""
+    return values.get(spec.name, values.get(spec.domain, default))
+
+
 @dataclass
 class CollectConfig(JobSettings):
     """What `collect` gathers; every field is also a command-line flag of `collect` (`--field-name`).
@@ -410,8 +421,8 @@ class CollectConfig(JobSettings):
                              f"{self.expert_steps!r}.")
         noises = self.action_noise.items() if isinstance(self.action_noise, Mapping) else [(None, self.action_noise)]
         for key, noise in noises:
-            if key is not None and key not in TASKS and key not in DOMAINS:
-                raise ValueError(f"action_noise: {key!r} is neither a task nor a domain (domains: {DOMAINS}).")
+            if key is not None:
+                _check_task_or_domain("action_noise", key)
             if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < float("inf"):
                 where = "" if key is None else f" for {key!r}"
                 raise ValueError(f"action_noise: expected a finite number >= 0 (half action ranges){where}, got "
@@ -420,8 +431,7 @@ class CollectConfig(JobSettings):
             raise ValueError(f"task_episodes: expected a mapping task name or domain -> episodes, got "
                              f"{self.task_episodes!r}.")
         for key, episodes in (self.task_episodes or {}).items():
-            if key not in TASKS and key not in DOMAINS:
-                raise ValueError(f"task_episodes: {key!r} is neither a task nor a domain (domains: {DOMAINS}).")
+            _check_task_or_domain("task_episodes", key)
             if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
                 raise ValueError(f"task_episodes: expected an integer >= 1 for {key!r}, got {episodes!r}.")
         for name in self.tasks or ():
@@ -430,13 +440,12 @@ class CollectConfig(JobSettings):
 
     def episodes_for(self, spec: TaskSpec) -> int:
         """The task's expert episodes: `task_episodes`' entry for the task, else for its domain, else `episodes`."""
-        named = self.task_episodes or {}
-        return int(named.get(spec.name, named.get(spec.domain, self.episodes)))
+        return int(_for_task(self.task_episodes or {}, spec, self.episodes))
 
     def noise_for(self, spec: TaskSpec) -> float:
         """The task's `action_noise`: the number, or the mapping's entry for the task, else its domain, else 0."""
         if isinstance(self.action_noise, Mapping):
-            return float(self.action_noise.get(spec.name, self.action_noise.get(spec.domain, 0.0)))
+            return float(_for_task(self.action_noise, spec, 0.0))
         return float(self.action_noise)
 
 
