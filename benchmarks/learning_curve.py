@@ -1,7 +1,8 @@
 """Closed-loop learning curve: expert-normalized score per domain against training tokens, from checkpoints.
 
 Plays every `checkpoint-<step>` of a training run (and the final model) in every task's environment with
-`modeling_gato.evaluation.evaluate` (the model only, greedy, the same episode seeds for every checkpoint), and writes
+`modeling_gato.evaluation.evaluate` (the model only, actions sampled as `evaluate` does by default, the same episode
+seeds for every checkpoint), and writes
 `learning_curve.md`, `learning_curve.json` and `learning_curve.png`: per domain and overall, the mean of task
 scores and the IQM with its 95% stratified-bootstrap interval, against the tokens trained on
 (`step x batch x accumulation x context`, from `training_config.json`).
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history-steps", type=int, default=None,
                         help="as `evaluate --history-steps` (default: the model's training short-context window)")
     parser.add_argument("--prompt-tokens", type=int, default=None, help="as `evaluate --prompt-tokens`")
+    parser.add_argument("--temperature", type=float, default=1.0, help="as `evaluate --temperature` (0: greedy)")
     args = parser.parse_args(argv)
 
     import matplotlib
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             results = evaluate(model, processor, args.data, os.path.join(args.output_dir, f"step-{step}"),
                                episodes=args.episodes, seed=args.seed, env_seed=args.env_seed, num_envs=args.num_envs,
-                               baselines=(), offline=False, held_out=training.get("eval_episodes", 1), **acting)
+                               baselines=(), offline=False, held_out=training.get("eval_episodes", 1),
+                               temperature=args.temperature, **acting)
         summary = results["summary"]
         point = {"step": step, "tokens": step * tokens_per_step, "overall": summary["overall"],
                  "domains": summary["domains"],
@@ -86,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(points, f, indent=1)
     domains = sorted({d for p in points for d in p["domains"]})
     lines = [f"Closed-loop expert-normalized score against training tokens ({args.episodes} episodes per task and "
-             f"checkpoint, seeds {args.seed}-{args.seed + args.episodes - 1}, greedy, history {acting['history_steps']} "
+             f"checkpoint, seeds {args.seed}-{args.seed + args.episodes - 1}, "
+             f"{'greedy' if args.temperature <= 0 else f'temperature {args.temperature:g}'}, history {acting['history_steps']} "
              f"timesteps, prompt tokens {acting['prompt_tokens']}; mean of task scores, IQM [95% CI]).",
              "", "| step | tokens | " + " | ".join(domains) + " | all |", "|---|---|" + "---|" * (len(domains) + 1)]
     for p in points:

@@ -52,7 +52,9 @@ class GatoAgent:
             are the demonstration the model is conditioned on.
         prompt_tokens: token budget of the prompt (default a quarter of the context).
         context_length: window in tokens (default the model's `max_position_embeddings`).
-        temperature: 0 for greedy actions, > 0 to sample (seeded with `seed`).
+        temperature: 0 for greedy actions, > 0 to sample (seeded with `seed`, then with each `reset(seed=...)`).
+            `evaluate` samples at 1, as the paper deploys Gato: greedy, an agent that sees one timestep repeats
+            any action that leaves its observation unchanged (measured, README "Sampled actions").
         use_cache: keep the KV cache between tokens and steps.
         history_steps: see at most this many timesteps of the episode (the current one included) besides the prompt;
             None (the paper's deployment): as many as fit in the window. Models trained on short-context samples

@@ -76,6 +76,27 @@ def test_sampling_is_seeded():
     assert first == again and first != other
 
 
+def test_a_greedy_memoryless_agent_repeats_itself_where_sampling_does_not():
+    """Why `evaluate` samples: an agent that sees the current timestep alone is, when greedy, a fixed function of the
+    observation, so an action that leaves the observation unchanged (BabyAI's pickup facing nothing, forward into a
+    wall) comes back at every step until the episode ends. Sampled, the same observation gets other actions too, and
+    the draws are the episode seed's."""
+    model, processor = lively_model(), GatoProcessor()
+    env = make_env("BabyAI-GoToRedBallGrey-v0")
+    observation, _ = env.reset(seed=0)
+
+    def repeated(temperature, seed=0):
+        agent = GatoAgent(model, processor, env.observation_space, env.action_space, temperature=temperature,
+                          history_steps=1, prompt_tokens=0)
+        agent.reset(seed=seed)
+        return [int(agent.act(observation)) for _ in range(12)]
+
+    assert len(set(repeated(0.0))) == 1
+    sampled = repeated(1.0)
+    assert len(set(sampled)) > 1
+    assert sampled == repeated(1.0) and sampled != repeated(1.0, seed=1)
+
+
 def test_quick_demo_collects_trains_evaluates_and_reports(collected, expert_cache, tmp_path):
     data, _ = collected
     output = tmp_path / "demo"

@@ -106,6 +106,19 @@ def test_batched_and_one_at_a_time_evaluation_agree(evaluated, saved_model, tmp_
         assert again["tasks"][task]["episodes"] == batched
 
 
+def test_actions_are_sampled_by_default_as_the_paper_deploys_gato(evaluated, saved_model, tmp_path):
+    """`evaluate` samples each action token (temperature 1) unless told `temperature=0`; the results and the table
+    say which."""
+    results, output, data, _ = evaluated
+    assert results["temperature"] == 1.0
+    assert "model actions sampled at temperature 1 " in (output / "eval_results.md").read_text()
+    model, _ = saved_model
+    greedy = evaluate(model, GatoProcessor(), str(data), str(tmp_path), tasks=TASKS[:1], episodes=3, num_envs=3,
+                      max_episode_steps=12, baselines=(), offline=False, resamples=300, progress=False, temperature=0)
+    assert greedy["temperature"] == 0
+    assert "greedy model actions " in (tmp_path / "eval_results.md").read_text()
+
+
 def test_a_reference_where_the_expert_is_not_better_is_refused(collected, tmp_path):
     data, _ = collected
     copy = tmp_path / "data"
@@ -137,7 +150,8 @@ def test_a_success_only_task_prints_n_a_and_still_counts():
     "overrides, message",
     [({"num_envs": 0}, "num_envs: expected at least 1"), ({"episodes": 0}, "episodes: expected at least 1"),
      ({"videos": -1}, "videos: expected 0 or more"), ({"max_episode_steps": 0}, "max_episode_steps: expected at least 1"),
-     ({"baselines": ["oracle"]}, "unknown baseline 'oracle'")],
+     ({"baselines": ["oracle"]}, "unknown baseline 'oracle'"), ({"temperature": -0.5}, "temperature: expected 0"),
+     ({"temperature": float("nan")}, "temperature: expected 0")],
 )
 def test_bad_arguments_are_refused_by_name(collected, tmp_path, overrides, message):
     data, _ = collected

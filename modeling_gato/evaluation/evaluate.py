@@ -236,7 +236,11 @@ class EvaluateConfig(JobSettings):
     episode besides the prompt (None: the whole window, the paper's deployment); `"auto"`: 1 when the model
     trained on short-context samples (`trained_history_steps`), and then the prompt those samples had
     (`trained_prompt_tokens`: none unless `short_context_prompt_tokens` was set) unless `prompt_tokens` is given,
-    else None. `prompt_tokens`: the demonstration's token budget (None: a quarter of the context). `expert_cache`:
+    else None. `prompt_tokens`: the demonstration's token budget (None: a quarter of the context). `temperature`:
+    1 (the default) samples each action token from the model's distribution over its slot's valid ids, seeded with
+    the episode seed, as the paper deploys Gato; 0 takes the most likely id (greedy). Measured (README, "Sampled
+    actions"): a greedy agent that sees only the current timestep repeats any action that leaves its observation
+    unchanged (BabyAI's pickup facing nothing, forward into a wall) until the episode ends. `expert_cache`:
     where `collect` / `scores` cached the stable-baselines3 experts that the `expert` baseline loads (evaluation
     never trains one). `fresh`: discard a journal left in the output directory;
     `strict`: raise at the first failing environment instead of recording the episode as failed."""
@@ -245,7 +249,7 @@ class EvaluateConfig(JobSettings):
     episodes: int = 5
     seed: int = 1000
     env_seed: int = 1
-    temperature: float = 0.0
+    temperature: float = 1.0
     max_episode_steps: int | None = None
     prompt_tokens: int | None = None
     history_steps: int | str | None = "auto"
@@ -281,6 +285,8 @@ class EvaluateConfig(JobSettings):
                              f"{self.history_steps!r}.")
         if self.prompt_tokens is not None and self.prompt_tokens < 0:
             raise ValueError(f"prompt_tokens: expected 0 (no prompt) or more, got {self.prompt_tokens}.")
+        if not 0 <= self.temperature < float("inf"):
+            raise ValueError(f"temperature: expected 0 (greedy) or a finite number above it, got {self.temperature}.")
         if self.held_out is not None and self.held_out < 1:
             raise ValueError(f"held_out: expected at least 1 held-out episode per task, got {self.held_out}.")
         return self
@@ -421,7 +427,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=positive_int, default=5, help="episodes per task and policy")
     parser.add_argument("--seed", type=non_negative_int, default=1000, help="first episode seed")
     parser.add_argument("--env-seed", type=non_negative_int, default=1, help="Meta-World goal-set seed (collection uses 0)")
-    parser.add_argument("--temperature", type=non_negative_float, default=0.0, help="0: greedy actions")
+    parser.add_argument("--temperature", type=non_negative_float, default=1.0,
+                        help="1: sample each action token, as the paper does (default); 0: greedy actions")
     parser.add_argument("--max-episode-steps", type=positive_int, default=None)
     parser.add_argument("--num-envs", type=positive_int, default=4,
                         help="environments played at once (gymnasium vector env, one batched model call per token)")

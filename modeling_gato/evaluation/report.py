@@ -63,7 +63,8 @@ def evaluation_section(results: Mapping[str, Any]) -> str:
     if results.get("env_seed") is not None:
         details.append(f"Meta-World goal set of env seed {results['env_seed']}")
     if results.get("temperature") is not None:
-        details.append("greedy actions" if results["temperature"] <= 0 else f"temperature {results['temperature']}")
+        details.append("greedy actions" if results["temperature"] <= 0
+                       else f"actions sampled at temperature {results['temperature']:g}")
     lines += [
         "",
         "Expert-normalized score: `(R - R_random) / (R_expert - R_random)` with the references stored with the data "
@@ -217,7 +218,7 @@ def results_table(results: Mapping[str, Any]) -> str:
         f">= 80%; mean expert-normalized score {_percent(overall['mean'])}. {results['episodes']} episodes per task and "
         f"policy (seeds {results['seed']}...{results['seed'] + results['episodes'] - 1}, the same for every policy), "
         f"Meta-World goal set of env seed {results['env_seed']}, "
-        f"{'greedy' if temperature <= 0 else f'temperature {temperature}'} model actions"
+        f"{'greedy model actions' if temperature <= 0 else f'model actions sampled at temperature {temperature:g}'}"
         + _acting_phrase(results)
         + (f", episodes capped at {results['max_episode_steps']} steps" if results.get("max_episode_steps") else "")
         + ". Normalized score `(R - R_random) / (R_expert - R_random)` with the references below; per-task interval: "
