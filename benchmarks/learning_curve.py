@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from modeling_gato import GatoForCausalModeling, GatoProcessor
     from modeling_gato.evaluation.evaluate import acting_settings, evaluate
+    from modeling_gato.evaluation.report import actions_phrase
 
     with open(os.path.join(args.model, "training_config.json")) as f:
         training = json.load(f)
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     domains = sorted({d for p in points for d in p["domains"]})
     lines = [f"Closed-loop expert-normalized score against training tokens ({args.episodes} episodes per task and "
              f"checkpoint, seeds {args.seed}-{args.seed + args.episodes - 1}, "
-             f"{'greedy' if args.temperature <= 0 else f'temperature {args.temperature:g}'}, history {acting['history_steps']} "
+             f"{actions_phrase(args.temperature)}, history {acting['history_steps']} "
              f"timesteps, prompt tokens {acting['prompt_tokens']}; mean of task scores, IQM [95% CI]).",
              "", "| step | tokens | " + " | ".join(domains) + " | all |", "|---|---|" + "---|" * (len(domains) + 1)]
     for p in points:

@@ -63,8 +63,7 @@ def evaluation_section(results: Mapping[str, Any]) -> str:
     if results.get("env_seed") is not None:
         details.append(f"Meta-World goal set of env seed {results['env_seed']}")
     if results.get("temperature") is not None:
-        details.append("greedy actions" if results["temperature"] <= 0
-                       else f"actions sampled at temperature {results['temperature']:g}")
+        details.append(actions_phrase(results["temperature"]))
     lines += [
         "",
         "Expert-normalized score: `(R - R_random) / (R_expert - R_random)` with the references stored with the data "
@@ -174,6 +173,12 @@ def _acting_phrase(results: Mapping[str, Any]) -> str:
     return f" seeing the last {history} timestep{'s' if history > 1 else ''}{prompt}"
 
 
+def actions_phrase(temperature: float, actions: str = "actions") -> str:
+    """How the model chose its actions, for a table's caption: "greedy actions" or "actions sampled at
+    temperature 1" (`actions` names them, e.g. "model actions")."""
+    return f"greedy {actions}" if temperature <= 0 else f"{actions} sampled at temperature {temperature:g}"
+
+
 def results_table(results: Mapping[str, Any]) -> str:
     """The evaluation as markdown: per task (every policy), per domain, offline prediction, references."""
     level = f"{results.get('confidence', 0.95):.0%}"
@@ -218,7 +223,7 @@ def results_table(results: Mapping[str, Any]) -> str:
         f">= 80%; mean expert-normalized score {_percent(overall['mean'])}. {results['episodes']} episodes per task and "
         f"policy (seeds {results['seed']}...{results['seed'] + results['episodes'] - 1}, the same for every policy), "
         f"Meta-World goal set of env seed {results['env_seed']}, "
-        f"{'greedy model actions' if temperature <= 0 else f'model actions sampled at temperature {temperature:g}'}"
+        f"{actions_phrase(temperature, 'model actions')}"
         + _acting_phrase(results)
         + (f", episodes capped at {results['max_episode_steps']} steps" if results.get("max_episode_steps") else "")
         + ". Normalized score `(R - R_random) / (R_expert - R_random)` with the references below; per-task interval: "

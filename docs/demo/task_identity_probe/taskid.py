@@ -7,7 +7,7 @@ multi-task benchmarks (MT10, MT50) append a one-hot task id to the observation; 
 observation token, its task's index. Not a package option: measured, not adopted (see README.md).
 
     python taskid.py build DATA OUT                 # OUT: DATA's Meta-World tasks, each timestep with its index
-    python taskid.py eval MODEL DATA OUT [--ids]    # 10 episodes a task, seeds 1000-1009, goal set 1, model only
+    python taskid.py eval MODEL DATA OUT [--ids]    # 10 episodes a task, seeds 1000-1009, goal set 1, model only, greedy
 """
 
 import json
@@ -73,8 +73,7 @@ def evaluate(model_dir: str, data: str, output: str, indexed: bool) -> None:
     model = GatoForCausalModeling.from_pretrained(model_dir).eval()
     processor = GatoProcessor.from_pretrained(model_dir)
     run(model, processor, data, output, model_dir=model_dir, tasks=TASKS, episodes=10, num_envs=10, seed=1000,
-        env_seed=1, baselines=(), offline=False, progress=False,
-        temperature=float(os.environ.get("TEMPERATURE", "0")))
+        env_seed=1, baselines=(), offline=False, progress=False, temperature=0)  # greedy, as measured
     with open(os.path.join(output, "eval_results.md")) as f:
         print(f.read())
 
