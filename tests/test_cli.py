@@ -90,6 +90,11 @@ def test_the_demo_names_reused_data_collected_otherwise():
     assert collection_differences(manifest, CollectConfig(episodes=40, action_noise=0.2)) == [
         "InvertedPendulum-v5: collected with action noise 0, the demo collects with 0.2",
         "metaworld-reach-v3: collected with action noise 0, the demo collects with 0.2"]
+    noisy = {**manifest, "tasks": {**manifest["tasks"],  # random executed actions: discrete-action tasks only
+                                   "CartPole-v1": {**manifest["tasks"]["CartPole-v1"], "action_epsilon": 0.3}}}
+    assert collection_differences(noisy, CollectConfig(episodes=40, action_epsilon={"babyai": 0.3})) == [
+        "CartPole-v1: collected with random actions at probability 0.3, the demo collects with 0",
+        "BabyAI-GoToLocal-v0: collected with random actions at probability 0, the demo collects with 0.3"]
     assert collection_differences(manifest, CollectConfig(episodes=20, task_episodes={"CartPole-v1": 40})) == [
         f"{task}: 40 episodes collected, the demo collects 20"
         for task in ("InvertedPendulum-v5", "metaworld-reach-v3", "BabyAI-GoToLocal-v0")]

@@ -125,6 +125,93 @@ def test_action_noise_moves_the_states_and_keeps_the_experts_labels(tmp_path):
         np.testing.assert_allclose(actions, np.clip(expected, -1, 1), atol=1e-4)
 
 
+def test_the_babyai_bot_puts_back_an_object_it_did_not_mean_to_pick_up():
+    """`BabyAIExpert.executed`: told that the environment executed "pickup" facing an object the mission does not
+    name, the bot's next action is "drop" (it plans from what was executed), and the episode still ends in success;
+    told its own action, it plans as if it had not been told."""
+    from modeling_gato.envs.experts import BabyAIExpert
+    from modeling_gato.envs.tasks import make_env
+
+    env = make_env("BabyAI-PickupLoc-v0")
+    actions = env.unwrapped.actions
+    for seed in range(50):  # the first state where the bot faces an object it does not pick up
+        observation, _ = env.reset(seed=seed)
+        expert = BabyAIExpert(env)
+        expert.reset(env)
+        for _ in range(40):
+            action = expert(observation)
+            front = env.unwrapped.grid.get(*env.unwrapped.front_pos)
+            wanted = env.unwrapped.instrs.desc.obj_set  # every object the mission's description matches
+            if front is not None and front.can_pickup() and action != actions.pickup and front not in wanted:
+                break
+            expert.executed(action)  # its own action: nothing changes
+            observation, *_ = env.step(action)
+        else:
+            continue
+        break
+    else:
+        pytest.fail("no seed of 50 faces an object the bot does not pick up")
+    expert.executed(actions.pickup)
+    observation, *_ = env.step(actions.pickup)
+    assert env.unwrapped.carrying is front
+    action = expert(observation)
+    assert action == actions.drop
+    total = 0.0
+    for _ in range(60):
+        expert.executed(action)
+        observation, reward, terminated, truncated, _ = env.step(action)
+        total += reward
+        if terminated or truncated:
+            break
+        action = expert(observation)
+    assert total > 0 and env.unwrapped.carrying is not front
+
+
+def test_action_epsilon_executes_random_discrete_actions_and_records_the_experts(tmp_path):
+    """`action_epsilon`: in a discrete-action task a step executes, with that probability, a random action drawn
+    from the episode's own stream (BabyAI: left, right, forward, pickup, drop); every recorded action is the bot's
+    suggestion after what was actually executed; the references are the clean expert's; a continuous-action task
+    is collected exactly as without it; the manifest, command and card say so."""
+    from modeling_gato.data.collect import EPSILON_STREAM
+    from modeling_gato.envs.experts import BabyAIExpert
+    from modeling_gato.envs.tasks import make_env
+
+    babyai, reach = "BabyAI-PickupLoc-v0", "metaworld-reach-v3"
+    settings = dict(tasks=[babyai, reach], episodes=2, task_episodes={"babyai": 16}, score_episodes=1,
+                    text_paragraphs=5, captions_per_task=0, progress=False)
+    clean = collect(str(tmp_path / "clean"), **settings)
+    noisy = collect(str(tmp_path / "noisy"), action_epsilon={"babyai": 0.3, "metaworld": 0.5}, **settings)
+    assert clean["tasks"][babyai]["action_epsilon"] == 0.0
+    assert noisy["tasks"][babyai]["action_epsilon"] == 0.3
+    assert noisy["tasks"][reach]["action_epsilon"] == 0.0  # continuous actions: none
+    assert """--action-epsilon '{"babyai": 0.3, "metaworld": 0.5}'""" in noisy["command"]
+    assert "--action-epsilon" not in clean["command"]
+    card = (tmp_path / "noisy" / "README.md").read_text()
+    assert f"Episodes of {babyai} (probability 0.3) execute, at each step with that probability, a random" in card
+    for task in (babyai, reach):
+        assert noisy["scores"][task]["expert"] == clean["scores"][task]["expert"]
+
+    def episodes(name, task):
+        return load_from_disk(str(tmp_path / name / "episodes" / task))
+
+    assert episodes("noisy", reach).to_dict() == episodes("clean", reach).to_dict()
+    env = make_env(babyai)
+    random_steps = []
+    for seed, row in enumerate(episodes("noisy", babyai)):  # replay: the bot, told what was executed
+        observation, _ = env.reset(seed=seed)
+        expert, stream = BabyAIExpert(env), np.random.default_rng([seed, EPSILON_STREAM])
+        expert.reset(env)
+        for recorded in row["discrete_actions"]:
+            assert expert(observation) == recorded
+            executed = recorded
+            if stream.random() < 0.3:
+                executed = [0, 1, 2, 3, 4][int(stream.integers(5))]
+                random_steps.append(executed)
+            expert.executed(executed)
+            observation, *_ = env.step(executed)
+    assert len(random_steps) > 0 and set(random_steps) & {3, 4}  # a random pickup or drop: the bot replans
+
+
 def test_task_episodes_give_named_tasks_and_domains_their_own_count(tmp_path):
     """`task_episodes` overrides `episodes` by task name before domain; the other tasks keep `episodes`, the
     manifest counts what was collected, the command line repeats the mapping, and the first episodes are the same
@@ -216,6 +303,9 @@ def test_the_builder_reads_the_collected_directory(collected):
     ({"action_noise": float("nan")}, "action_noise: expected a finite number >= 0"),
     ({"action_noise": {"mujoco": -1}}, "action_noise: expected a finite number >= 0 .* for 'mujoco', got -1"),
     ({"action_noise": {"Pendulum-v1": 0.1}}, "action_noise: 'Pendulum-v1' is neither a task nor a domain"),
+    ({"action_epsilon": 1.5}, r"action_epsilon: expected a probability in \[0, 1\], got 1.5"),
+    ({"action_epsilon": {"babyai": -0.1}}, r"action_epsilon: expected a probability in \[0, 1\] for 'babyai'"),
+    ({"action_epsilon": {"Pendulum-v1": 0.1}}, "action_epsilon: 'Pendulum-v1' is neither a task nor a domain"),
     ({"task_episodes": {"babyai": 0}}, "task_episodes: expected an integer >= 1 for 'babyai', got 0"),
     ({"task_episodes": {"atari": 5}}, "task_episodes: 'atari' is neither a task nor a domain"),
     ({"task_episodes": 5}, "task_episodes: expected a mapping task name or domain -> episodes, got 5"),

@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -117,6 +119,43 @@ def test_actions_are_sampled_by_default_as_the_paper_deploys_gato(evaluated, sav
                       max_episode_steps=12, baselines=(), offline=False, resamples=300, progress=False, temperature=0)
     assert greedy["temperature"] == 0
     assert "greedy model actions " in (tmp_path / "eval_results.md").read_text()
+
+
+def _act(directory, data, task, *arguments):
+    """`python -m modeling_gato act` in a fresh process: its header line and one line per episode."""
+    result = subprocess.run([sys.executable, "-m", "modeling_gato", "act", "--model", str(directory), "--task", task,
+                             "--data", str(data), *arguments], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    return lines[0], [line for line in lines if line.startswith("seed ")]
+
+
+def _episode_lines(episodes):
+    return [f"seed {e['seed']}: return {e['return']:.3f}, {e['length']} steps, "
+            f"success {'n/a' if e['success'] is None else e['success']}" for e in episodes]
+
+
+def test_act_plays_the_episodes_evaluate_reports(evaluated, saved_model, tmp_path):
+    """`act` acts as `evaluate` does: the same seeds, sampled actions, the history and prompt the model trained with
+    (its training_config.json) and the same batching, so the same seeds give the same episodes."""
+    results, _, data, directory = evaluated
+    header, lines = _act(directory, data, TASKS[0], "--episodes", "3", "--max-episode-steps", "12", "--num-envs", "3")
+    assert header == (f"acting on the whole episode, a prompt of a quarter of the context from {data}, "
+                      "actions sampled at temperature 1")
+    assert lines == _episode_lines(results["tasks"][TASKS[0]]["episodes"])
+
+    short = tmp_path / "short"  # the same weights, trained (says its config) on one-timestep windows: no prompt
+    shutil.copytree(directory, short)
+    (short / "training_config.json").write_text(json.dumps({"short_context_probability": 0.9}))
+    header, lines = _act(short, data, "CartPole-v1", "--episodes", "3", "--seed", "7")
+    assert header == "acting on the current timestep, no prompt, actions sampled at temperature 1"
+    model, _ = saved_model
+    expected = evaluate(model, GatoProcessor(), str(data), str(tmp_path / "eval"), tasks=["CartPole-v1"], episodes=3,
+                        seed=7, num_envs=4, baselines=(), offline=False, progress=False, model_dir=str(short))
+    assert expected["history_steps"] == 1 and expected["prompt_tokens"] == 0
+    episodes = expected["tasks"]["CartPole-v1"]["episodes"]
+    assert len({e["length"] for e in episodes}) > 1  # whole episodes: their lengths follow the actions taken
+    assert lines == _episode_lines(episodes)
 
 
 def test_a_reference_where_the_expert_is_not_better_is_refused(collected, tmp_path):

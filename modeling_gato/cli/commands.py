@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..envs.tasks import task_name
@@ -21,6 +22,12 @@ def _action_noise(text: str):
     from ..data.collect import action_noise_argument
 
     return action_noise_argument(text)
+
+
+def _action_epsilon(text: str):
+    from ..data.collect import action_epsilon_argument
+
+    return action_epsilon_argument(text)
 
 
 def _task_episodes(text: str):
@@ -54,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--action-noise", type=_action_noise, default=None,
                       help="collect's --action-noise for the demo's data (default: the demo's, "
                       "'{\"mujoco\": 0.1}'; 0 for none)")
+    demo.add_argument("--action-epsilon", type=_action_epsilon, default=0.0,
+                      help="collect's --action-epsilon for the demo's data (default 0: none)")
     demo.add_argument("--task-episodes", type=_task_episodes, default=None,
                       help="collect's --task-episodes for the demo's data (default: the demo's, '{\"babyai\": 1000}'; "
                       "'{}' for --episodes everywhere)")
@@ -143,16 +152,33 @@ def build_parser() -> argparse.ArgumentParser:
     act = commands.add_parser(
         "act",
         help="run a saved model as an agent in one environment and print what happens",
-        description="Play episodes of one task with a saved model (greedy by default), printing each episode's "
-        "return, length and success.",
+        description="Play episodes of one task with a saved model and print each episode's return, length and "
+        "success. The agent acts as `evaluate`'s does: the same seeds (1000, 1001, ...; Meta-World goal set "
+        "--env-seed), actions sampled at temperature 1, and the history and prompt the model trained with. "
+        "`act --seed S --episodes N` plays the episodes `evaluate --seed S --episodes N` reports for the model.",
     )
     act.add_argument("--model", required=True, type=model_directory, help="a saved model directory (model + processor)")
     act.add_argument("--task", required=True, type=task_name, help="a task name (see `collect --help`)")
-    act.add_argument("--data", type=data_directory, default=None, help="a `collect` directory: its last episode of the task is the prompt")
+    act.add_argument("--data", type=data_directory, default=None,
+                     help="a `collect` directory: the end of its last episode of the task is the demonstration prompt "
+                     "when the agent acts with one (as `evaluate` does); without it the agent acts unprompted")
     act.add_argument("--episodes", type=positive_int, default=1)
-    act.add_argument("--seed", type=non_negative_int, default=0)
-    act.add_argument("--temperature", type=non_negative_float, default=0.0)
+    act.add_argument("--seed", type=non_negative_int, default=1000,
+                     help="seed of the first episode (default 1000, `evaluate`'s); episode k plays seed + k")
+    act.add_argument("--env-seed", type=non_negative_int, default=1,
+                     help="the environments' seed: Meta-World's goal set (default 1, `evaluate`'s)")
+    act.add_argument("--temperature", type=non_negative_float, default=1.0,
+                     help="1 (default): sample each action token, as `evaluate` and the paper do; 0: greedy")
+    act.add_argument("--history-steps", type=non_negative_int, default=None,
+                     help="timesteps of the episode the agent sees besides the prompt; 0: the whole window; default: "
+                     "as `evaluate`, what the model trained on (1 after short-context training, else the whole window)")
+    act.add_argument("--prompt-tokens", type=non_negative_int, default=None,
+                     help="token budget of the demonstration prompt (0: none); default: as `evaluate`")
     act.add_argument("--max-episode-steps", type=positive_int, default=None)
+    act.add_argument("--num-envs", type=positive_int, default=4,
+                     help="environments played at once by one batched agent (default 4, `evaluate`'s); a sampled "
+                     "episode is the same at any number up to float rounding")
+    act.add_argument("--device", default=None, help="where the model runs (default: the CPU)")
     return parser
 
 
@@ -213,27 +239,51 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(f"unhandled command {args.command}")
 
 
+def episode_line(result: dict) -> str:
+    """`act`'s line for one episode of `run_episodes`."""
+    if result.get("error"):
+        return f"seed {result['seed']}: failed after {result['length']} steps: {result['error']}"
+    success = "n/a" if result["success"] is None else result["success"]
+    return f"seed {result['seed']}: return {result['return']:.3f}, {result['length']} steps, success {success}"
+
+
 def act_main(args: argparse.Namespace) -> int:
-    from ..agent import GatoAgent
-    from ..envs.tasks import make_env
-    from ..evaluation.evaluate import play_episode
+    """`act`: `evaluate`'s model episodes of one task, printed in seed order as they end (no baselines, no files)."""
+    import torch
+
+    from ..acting.rollouts import gato_policy, run_episodes
+    from ..evaluation.evaluate import acting_settings, task_prompt
+    from ..evaluation.report import actions_phrase
     from ..hub.loading import load_model
 
-    model, processor = load_model(args.model)
-    prompt = None
-    if args.data:
-        from datasets import load_from_disk
+    local = os.path.isfile(os.path.join(args.model, "config.json"))
+    settings = acting_settings(args.history_steps, args.prompt_tokens, args.model if local else None)
+    prompt = task_prompt(args.data, args.task) if args.data else None
+    torch.manual_seed(args.seed)  # as `evaluate` does
+    model, processor = load_model(args.model, args.device)
+    history, budget = settings["history_steps"], settings["prompt_tokens"]
+    seen = ("the whole episode" if history is None else "the current timestep" if history == 1
+            else f"the last {history} timesteps")
+    size = "a quarter of the context" if budget is None else f"{budget} tokens"
+    shown = "no prompt" if budget == 0 or prompt is None else f"a prompt of {size} from {args.data}"
+    if budget != 0 and prompt is None:
+        print(f"act: no --data, so no demonstration prompt; `evaluate` prompts this model with the end of the task's "
+              f"last episode ({size})", file=sys.stderr)
+    print(f"acting on {seen}, {shown}, {actions_phrase(args.temperature)}", flush=True)
+    policy = gato_policy(model, processor, args.task, num_envs=args.num_envs, prompt=prompt,
+                         temperature=args.temperature, **settings)
+    ended: dict[int, dict] = {}
+    printed = 0
 
-        rows = load_from_disk(f"{args.data}/episodes/{args.task}")
-        prompt = rows[len(rows) - 1]
-    env = make_env(args.task, seed=args.seed)
-    agent = GatoAgent(model, processor, env.observation_space, env.action_space, prompt=prompt,
-                      temperature=args.temperature, seed=args.seed)
-    for episode in range(args.episodes):
-        result = play_episode(env, agent, args.seed + episode, args.max_episode_steps,
-                              babyai=args.task.startswith("BabyAI"))
-        total, length, success = result["return"], result["length"], bool(result["success"])
-        print(f"episode {episode}: return {total:.3f}, {length} steps, success {success}")
+    def show(index: int, result: dict) -> None:  # episodes end in any order; print them in seed order
+        nonlocal printed
+        ended[index] = result
+        while printed in ended:
+            print(episode_line(ended.pop(printed)), flush=True)
+            printed += 1
+
+    run_episodes(args.task, policy, [args.seed + k for k in range(args.episodes)], num_envs=args.num_envs,
+                 env_seed=args.env_seed, max_episode_steps=args.max_episode_steps, progress=False, on_episode=show)
     return 0
 
 

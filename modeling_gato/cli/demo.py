@@ -150,8 +150,9 @@ DEMO_TASK_EPISODES = {"babyai": 1000}
 
 def collection_differences(manifest: dict, config) -> list[str]:
     """The tasks of a reused `collect` manifest collected otherwise than `config` (a `CollectConfig`) would collect
-    them now: other recorded `action_noise` (discrete-action tasks always 0; none recorded counts as 0) or other
-    episode counts (`CollectConfig.episodes_for`), one line each."""
+    them now: other recorded `action_noise` (discrete-action tasks always 0; none recorded counts as 0), other
+    `action_epsilon` (continuous-action tasks always 0; none recorded counts as 0) or other episode counts
+    (`CollectConfig.episodes_for`), one line each."""
     from ..envs.tasks import TASKS
 
     lines = []
@@ -163,6 +164,11 @@ def collection_differences(manifest: dict, config) -> list[str]:
         recorded = float(info.get("action_noise", 0.0))
         if recorded != wanted:
             lines.append(f"{task}: collected with action noise {recorded:g}, the demo collects with {wanted:g}")
+        wanted = config.epsilon_for(TASKS[task]) if info.get("action_space", {}).get("type") == "Discrete" else 0.0
+        recorded = float(info.get("action_epsilon", 0.0))
+        if recorded != wanted:
+            lines.append(f"{task}: collected with random actions at probability {recorded:g}, the demo collects "
+                         f"with {wanted:g}")
         episodes = config.episodes_for(TASKS[task])
         if "episodes" in info and info["episodes"] != episodes:
             lines.append(f"{task}: {info['episodes']} episodes collected, the demo collects {episodes}")
@@ -218,6 +224,7 @@ def run_full_demo(args: argparse.Namespace) -> None:
         seed=args.seed, text_paragraphs=40 if quick else 2000, captions_per_task=8 if quick else 200,
         cache_dir=args.expert_cache, overwrite=True,
         action_noise=DEMO_ACTION_NOISE if args.action_noise is None else args.action_noise,
+        action_epsilon=args.action_epsilon,
         task_episodes=None if quick else DEMO_TASK_EPISODES if args.task_episodes is None else args.task_episodes)
     reused = args.data is None and os.path.exists(os.path.join(data_dir, "manifest.json")) and not args.recollect
     if reused:

@@ -67,6 +67,7 @@ EPISODE_FEATURE_COLUMNS = (
     "rewards",
 )
 NOISE_STREAM = 0x6E6F697365  # seeds an episode's action noise apart from anything else seeded by the episode's seed
+EPSILON_STREAM = 0x657073  # seeds an episode's random executed actions (`action_epsilon`) apart from the rest
 DEFAULT_TASKS = [name for name, spec in TASKS.items() if not spec.held_out]  # held-out tasks: `adapt` only
 
 
@@ -79,19 +80,40 @@ def noisy_action(action, space, scale: float, rng: np.random.Generator) -> np.nd
     return np.clip(action + rng.normal(0.0, scale, size=action.shape) * (high - low) / 2, low, high).astype(space.dtype)
 
 
-def run_episode(env, policy, seed: int, record: bool = True, on_step=None, action_noise: float = 0.0) -> dict[str, Any]:
+def random_action_choices(env) -> list[int]:
+    """The actions `action_epsilon` draws from in a `Discrete` task: all of them, except in BabyAI, where they are
+    left, right, forward, pickup and drop. BabyAI's toggle opens a box, which vanishes, and the bot that ships with
+    minigrid cannot plan on after that (`DisappearedBoxError`); its done does nothing."""
+    space = env.action_space
+    if env.spec is not None and env.spec.id.startswith("BabyAI"):
+        actions = env.unwrapped.actions
+        return [int(a) for a in (actions.left, actions.right, actions.forward, actions.pickup, actions.drop)]
+    return [int(space.start) + k for k in range(int(space.n))]
+
+
+def run_episode(env, policy, seed: int, record: bool = True, on_step=None, action_noise: float = 0.0,
+                action_epsilon: float = 0.0) -> dict[str, Any]:
     """Play one episode; returns its SPEC columns (when `record`), return, length and success.
 
     `action_noise` > 0 (continuous `Box` actions only; other spaces ignore it): the environment executes the
     policy's action plus Gaussian noise (`noisy_action`, seeded by the episode's `seed`), while the recorded action
     stays the policy's own. This is noise injection into the demonstrator (DART, Laskey et al. 2017): the expert
-    labels the states a slightly wrong policy visits, which its own clean trajectories never reach."""
-    from gymnasium.spaces import Box
+    labels the states a slightly wrong policy visits, which its own clean trajectories never reach.
+
+    `action_epsilon` > 0 (`Discrete` actions only; other spaces ignore it) is the same for discrete actions: at each
+    step, with that probability, the environment executes an action drawn uniformly from `random_action_choices`
+    instead of the policy's (seeded by the episode's `seed`), and the policy's own is recorded. A policy with an
+    `executed(action)` method is told what was executed (`experts.BabyAIExpert`: the bot then plans from it, e.g.
+    puts back an object it did not mean to pick up)."""
+    from gymnasium.spaces import Box, Discrete
 
     observation, info = env.reset(seed=seed)
     policy.reset(env)
     noise = action_noise > 0 and isinstance(env.action_space, Box)
     rng = np.random.default_rng([seed, NOISE_STREAM]) if noise else None
+    epsilon = action_epsilon if isinstance(env.action_space, Discrete) else 0.0
+    epsilon_rng = np.random.default_rng([seed, EPSILON_STREAM]) if epsilon > 0 else None
+    choices = random_action_choices(env) if epsilon > 0 else None
     columns: dict[str, list] = {}
     total, steps, success = 0.0, 0, False
     while True:
@@ -104,6 +126,10 @@ def run_episode(env, policy, seed: int, record: bool = True, on_step=None, actio
         if on_step is not None:
             on_step(env, observation)
         executed = noisy_action(action, env.action_space, action_noise, rng) if noise else action
+        if epsilon > 0 and epsilon_rng.random() < epsilon:
+            executed = choices[int(epsilon_rng.integers(len(choices)))]
+        if hasattr(policy, "executed"):
+            policy.executed(executed)
         observation, reward, terminated, truncated, info = env.step(executed)
         columns.setdefault("rewards", []).append(float(reward))
         total += float(reward)
@@ -119,10 +145,11 @@ def run_episode(env, policy, seed: int, record: bool = True, on_step=None, actio
 
 def measure_policy(spec: TaskSpec, policy_name: str, episodes: int, seed: int, cache_dir: str,
                    expert_steps: int | None = None, record: bool = False, on_step=None,
-                   progress: bool = True, action_noise: float = 0.0) -> tuple[list[dict], dict[str, Any]]:
+                   progress: bool = True, action_noise: float = 0.0,
+                   action_epsilon: float = 0.0) -> tuple[list[dict], dict[str, Any]]:
     """Run `episodes` episodes of the expert (trained into `cache_dir` first if it is a missing stable-baselines3
-    expert) or the random policy, executing its actions with `action_noise` (`run_episode`); returns the episodes
-    and their statistics."""
+    expert) or the random policy, executing its actions with `action_noise` / `action_epsilon` (`run_episode`);
+    returns the episodes and their statistics."""
     env = make_env(spec, seed=seed)
     policy = (make_expert(spec, env, cache_dir, expert_steps, train=True) if policy_name == "expert"
               else RandomPolicy(env, seed))
@@ -130,7 +157,7 @@ def measure_policy(spec: TaskSpec, policy_name: str, episodes: int, seed: int, c
     bar = tqdm(range(episodes), desc=f"{spec.name} ({policy_name})", disable=not progress, leave=False)
     for index in bar:
         results.append(run_episode(env, policy, seed=seed + index, record=record, on_step=on_step,
-                                   action_noise=action_noise))
+                                   action_noise=action_noise, action_epsilon=action_epsilon))
     env.close()
     outcomes = [{**r, "success": r["success"] if r["has_success"] else None} for r in results]
     return results, {"episodes": episodes, "seed": seed, **episode_statistics(outcomes)}
@@ -266,14 +293,15 @@ def _task_rng(seed: int, task: str) -> np.random.Generator:
 
 def _collect_task(spec: TaskSpec, partial: str, episodes: int, score_episodes: int, seed: int, captions_per_task: int,
                   cache_dir: str, expert_steps: int | None, versions: dict[str, str], progress: bool,
-                  action_noise: float = 0.0) -> None:
+                  action_noise: float = 0.0, action_epsilon: float = 0.0) -> None:
     """Collect one task into `partial`: `episodes/<task>` and `.collect/<task>/` (its scores and manifest entries in
     `task.json`, its captions and VQA rows), each written aside and renamed; `task.json` last marks it finished.
 
-    With `action_noise` and continuous actions, the recorded episodes execute noisy actions; the expert reference
-    is then measured apart, on the same seeds without noise, so it equals a noise-free collection's."""
+    With `action_noise` and continuous actions, or `action_epsilon` and discrete ones, the recorded episodes execute
+    noisy actions; the expert reference is then measured apart, on the same seeds without noise, so it equals a
+    noise-free collection's."""
     from datasets import Dataset, DatasetInfo, Features, Image, Value
-    from gymnasium.spaces import Box
+    from gymnasium.spaces import Box, Discrete
 
     rng = _task_rng(seed, spec.name)
     capture = []
@@ -286,9 +314,11 @@ def _collect_task(spec: TaskSpec, partial: str, episodes: int, score_episodes: i
     action_space = env.action_space
     env.close()
     noise = action_noise if isinstance(action_space, Box) else 0.0
+    epsilon = action_epsilon if isinstance(action_space, Discrete) else 0.0
     results, expert_stats = measure_policy(spec, "expert", episodes, seed, cache_dir, expert_steps, record=True,
-                                           on_step=on_step, progress=progress, action_noise=noise)
-    if noise:  # the reference is the expert's own play
+                                           on_step=on_step, progress=progress, action_noise=noise,
+                                           action_epsilon=epsilon)
+    if noise or epsilon:  # the reference is the expert's own play
         _, expert_stats = measure_policy(spec, "expert", episodes, seed, cache_dir, expert_steps, progress=progress)
     _, random_stats = measure_policy(spec, "random", score_episodes, seed + RANDOM_SEED_OFFSET, cache_dir,
                                      progress=progress)
@@ -313,6 +343,7 @@ def _collect_task(spec: TaskSpec, partial: str, episodes: int, score_episodes: i
         "observation_columns": sorted(k for k in rows[0] if k.endswith("_observations")),
         "action_space": describe_action_space(action_space),
         "action_noise": noise,  # executed-action noise of the recorded episodes (0: the expert's own trajectories)
+        "action_epsilon": epsilon,  # probability of a random executed action (discrete actions; 0: none)
     }
     captions, vqa = [], []
     for image, view in capture:
@@ -390,7 +421,12 @@ class CollectConfig(JobSettings):
     experts keep their returns, and the states their episodes visit widen, so a model trained on them sees how the
     expert recovers from errors (InvertedPendulum alone: 3% -> 100% of expert; README). `task_episodes`: a mapping
     task name or domain -> expert episodes, overriding `episodes` for those tasks (`episodes_for`): a BabyAI
-    expert episode is about 6 steps where a Meta-World one is 500, so equal counts give BabyAI 1% of the steps."""
+    expert episode is about 6 steps where a Meta-World one is 500, so equal counts give BabyAI 1% of the steps.
+    `action_epsilon`: for discrete-action (`Discrete`) tasks, the probability that a step executes a random action
+    (`random_action_choices`) instead of the expert's, which is recorded (`run_episode`; 0: none); a number or a
+    mapping like `action_noise`. The BabyAI bot is told the executed action and plans from it: at 0.3 it still
+    succeeds in every episode, and its episodes show it turning back, going round and putting down an object it
+    did not mean to pick up."""
 
     tasks: list[str] | None = None
     episodes: int = 20
@@ -405,6 +441,7 @@ class CollectConfig(JobSettings):
     fresh: bool = False
     action_noise: float | dict[str, float] = 0.0
     task_episodes: dict[str, int] | None = None
+    action_epsilon: float | dict[str, float] = 0.0
 
     def check(self) -> CollectConfig:
         """Every setting in its range before any work starts (a ValueError naming it otherwise); returns self."""
@@ -427,6 +464,14 @@ class CollectConfig(JobSettings):
                 where = "" if key is None else f" for {key!r}"
                 raise ValueError(f"action_noise: expected a finite number >= 0 (half action ranges){where}, got "
                                  f"{noise!r}.")
+        epsilons = (self.action_epsilon.items() if isinstance(self.action_epsilon, Mapping)
+                    else [(None, self.action_epsilon)])
+        for key, epsilon in epsilons:
+            if key is not None:
+                _check_task_or_domain("action_epsilon", key)
+            if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 <= epsilon <= 1:
+                where = "" if key is None else f" for {key!r}"
+                raise ValueError(f"action_epsilon: expected a probability in [0, 1]{where}, got {epsilon!r}.")
         if self.task_episodes is not None and not isinstance(self.task_episodes, Mapping):
             raise ValueError(f"task_episodes: expected a mapping task name or domain -> episodes, got "
                              f"{self.task_episodes!r}.")
@@ -448,6 +493,12 @@ class CollectConfig(JobSettings):
             return float(_for_task(self.action_noise, spec, 0.0))
         return float(self.action_noise)
 
+    def epsilon_for(self, spec: TaskSpec) -> float:
+        """The task's `action_epsilon`: the number, or the mapping's entry for the task, else its domain, else 0."""
+        if isinstance(self.action_epsilon, Mapping):
+            return float(_for_task(self.action_epsilon, spec, 0.0))
+        return float(self.action_epsilon)
+
 
 def _checked_json_setting(text: str, name: str, expected: str) -> Any:
     """A command-line value given as JSON for the `CollectConfig` field `name`, checked by `CollectConfig.check`; an
@@ -468,6 +519,16 @@ def action_noise_argument(text: str) -> float | dict[str, float]:
     if text.lstrip().startswith("{"):
         return _checked_json_setting(text, "action_noise", "a number or a JSON object")
     return non_negative_float(text)
+
+
+def action_epsilon_argument(text: str) -> float | dict[str, float]:
+    """`--action-epsilon`: a probability for every discrete-action task, or a JSON object task/domain -> probability."""
+    if text.lstrip().startswith("{"):
+        return _checked_json_setting(text, "action_epsilon", "a number or a JSON object")
+    value = non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
+    return value
 
 
 def task_episodes_argument(text: str) -> dict[str, int]:
@@ -500,7 +561,8 @@ def collect(output_dir: str, config: CollectConfig | None = None, **settings: An
     configuration = {"tasks": tasks, "episodes": config.episodes, "score_episodes": config.score_episodes,
                      "seed": config.seed, "text_paragraphs": config.text_paragraphs,
                      "captions_per_task": config.captions_per_task, "expert_steps": config.expert_steps,
-                     "action_noise": config.action_noise, "task_episodes": config.task_episodes}
+                     "action_noise": config.action_noise, "task_episodes": config.task_episodes,
+                     **({"action_epsilon": config.action_epsilon} if config.action_epsilon else {})}
     with OutputLock(f"{target}.lock", command):
         header = _start_partial(partial, configuration, config.fresh)
         if header:
@@ -508,7 +570,7 @@ def collect(output_dir: str, config: CollectConfig | None = None, **settings: An
                 if not _finished_task(partial, spec.name):
                     _collect_task(spec, partial, config.episodes_for(spec), config.score_episodes, config.seed,
                                   config.captions_per_task, cache_dir, config.expert_steps, header["versions"],
-                                  config.progress, config.noise_for(spec))
+                                  config.progress, config.noise_for(spec), config.epsilon_for(spec))
             manifest: dict[str, Any] = {"format": "modeling_gato/episodes-v1", "seed": config.seed,
                                         "command": command,
                                         "tasks": {}, "versions": header["versions"], "created": header["created"]}
@@ -560,6 +622,10 @@ def collect_command(output_dir: str, config: CollectConfig) -> str:
     if config.action_noise:
         noise = config.action_noise
         words += ["--action-noise", json.dumps(noise, sort_keys=True) if isinstance(noise, Mapping) else str(noise)]
+    if config.action_epsilon:
+        epsilon = config.action_epsilon
+        words += ["--action-epsilon",
+                  json.dumps(epsilon, sort_keys=True) if isinstance(epsilon, Mapping) else str(epsilon)]
     return shlex.join(words)
 
 
@@ -596,6 +662,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Gaussian noise (standard deviation in half action ranges) added to the executed actions "
                         "of continuous-action tasks while the expert's own actions are recorded: a number, or JSON "
                         "task/domain -> number, e.g. '{\"mujoco\": 0.1}' (default 0: none)")
+    parser.add_argument("--action-epsilon", type=action_epsilon_argument, default=0.0,
+                        help="probability that a step of a discrete-action task executes a random action instead of "
+                        "the expert's, which is recorded (the BabyAI bot plans from what was executed): a number, or "
+                        "JSON task/domain -> number, e.g. '{\"babyai\": 0.3}' (default 0: none)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output-dir when it exists")
     parser.add_argument("--fresh", action="store_true",
                         help="discard the work an interrupted run left in <output-dir>.partial (default: resume it "

@@ -32,18 +32,29 @@ class RandomPolicy:
 
 
 class BabyAIExpert:
-    """The BabyAI bot that ships with minigrid; rebuilt at every reset (it plans on the current level)."""
+    """The BabyAI bot that ships with minigrid; rebuilt at every reset (it plans on the current level).
+
+    `executed(action)` tells it the action the environment executed after its suggestion; when that is another one
+    (`collect --action-epsilon`), the bot's next plan starts from it (`BabyAIBot.replan(action_taken)`: it undoes
+    it, e.g. puts back an object it picked up by mistake)."""
 
     def __init__(self, env):
         self.bot = None
+        self.suggested = self.taken = None
 
     def reset(self, env) -> None:
         from minigrid.utils.baby_ai_bot import BabyAIBot
 
         self.bot = BabyAIBot(env.unwrapped)
+        self.suggested = self.taken = None
 
     def __call__(self, observation) -> int:
-        return int(self.bot.replan())
+        self.suggested = int(self.bot.replan(self.taken))
+        self.taken = None
+        return self.suggested
+
+    def executed(self, action) -> None:
+        self.taken = None if int(action) == self.suggested else int(action)
 
 
 class MetaWorldExpert:

@@ -163,6 +163,18 @@ def acting_settings(history_steps: int | None, prompt_tokens: int | None, model_
     return {"history_steps": history_steps or None, "prompt_tokens": prompt_tokens}
 
 
+def task_prompt(data_dir: str, task: str) -> dict[str, Any]:
+    """The demonstration the model acts after on `task` (`evaluate`, `act`): the task's last episode in `data_dir`,
+    the one `train` held out. The agent keeps its end, up to its prompt budget."""
+    from datasets import load_from_disk
+
+    path = os.path.join(data_dir, "episodes", task)
+    if not os.path.isdir(path):
+        raise ValueError(f"task {task!r} has no episodes in {data_dir} (no {path}).")
+    rows = load_from_disk(path)
+    return rows[len(rows) - 1]
+
+
 def _training_settings(model_dir: str | None) -> dict[str, Any]:
     """The model's `training_config.json` (written by `train`), or {} when there is none."""
     path = os.path.join(model_dir, "training_config.json") if model_dir else None
@@ -314,8 +326,6 @@ def evaluate(
     `<output_dir>/.lock` keeps a second run off the same directory (`jobs.OutputLock`).
     An environment that raises (or returns non-finite values) fails that episode only: it is recorded with its
     error, counted in `errors` and left out of the statistics; `strict=True` raises at the first one instead."""
-    from datasets import load_from_disk
-
     from ..acting.rollouts import gato_policy, run_episodes
 
     config = EvaluateConfig.with_settings(config, settings, "evaluate()").check()
@@ -383,8 +393,7 @@ def evaluate(
             reference = reference_of(task, scores)
 
             def model_policy(spec=spec, task=task):
-                rows = load_from_disk(os.path.join(data_dir, "episodes", task))
-                prompt = rows[len(rows) - 1]  # the last episode: held out of training by `train`
+                prompt = task_prompt(data_dir, task)
                 return gato_policy(model, processor, spec, num_envs=config.num_envs, prompt=prompt,
                                    prompt_tokens=prompt_tokens, temperature=config.temperature, history_steps=history_steps)
 

@@ -135,6 +135,12 @@ def dataset_card_text(manifest: Mapping[str, Any], scores: Mapping[str, Any], co
                   + " execute the expert's action plus Gaussian noise of that many half action ranges and record the "
                   "expert's own action (`collect --action-noise`, noise injection as in DART, Laskey et al. 2017); "
                   "their reference scores are the noise-free expert's, on the same seeds."]
+    random = {task: info["action_epsilon"] for task, info in tasks.items() if info.get("action_epsilon")}
+    if random:
+        lines += ["", "Episodes of " + ", ".join(f"{task} (probability {p:g})" for task, p in random.items())
+                  + " execute, at each step with that probability, a random action instead of the expert's and record "
+                  "the expert's own action (`collect --action-epsilon`); their reference scores are the noise-free "
+                  "expert's, on the same seeds."]
     total = sum(v.get("tokens", 0) for v in tokens.values())
     lines += [
         "",
