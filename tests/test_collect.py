@@ -187,7 +187,8 @@ def test_action_epsilon_executes_random_discrete_actions_and_records_the_experts
     assert """--action-epsilon '{"babyai": 0.3, "metaworld": 0.5}'""" in noisy["command"]
     assert "--action-epsilon" not in clean["command"]
     card = (tmp_path / "noisy" / "README.md").read_text()
-    assert f"Episodes of {babyai} (probability 0.3) execute, at each step with that probability, a random" in card
+    assert (f"Episodes of {babyai} (probability 0.3) execute a random action instead of the expert's at each step "
+            "with that probability") in card
     for task in (babyai, reach):
         assert noisy["scores"][task]["expert"] == clean["scores"][task]["expert"]
 

@@ -129,18 +129,17 @@ def dataset_card_text(manifest: Mapping[str, Any], scores: Mapping[str, Any], co
             source = manifest[kind].get("source", SOURCE_DESCRIPTIONS[kind])
             lines.append(f"| {kind} | vision/language | {source} | | {manifest[kind]['rows']} rows | | "
                          f"{'n/a' if count is None else f'{count:,}'} |")
-    noisy = {task: info["action_noise"] for task, info in tasks.items() if info.get("action_noise")}
-    if noisy:
-        lines += ["", "Episodes of " + ", ".join(f"{task} (noise {noise:g})" for task, noise in noisy.items())
-                  + " execute the expert's action plus Gaussian noise of that many half action ranges and record the "
-                  "expert's own action (`collect --action-noise`, noise injection as in DART, Laskey et al. 2017); "
-                  "their reference scores are the noise-free expert's, on the same seeds."]
-    random = {task: info["action_epsilon"] for task, info in tasks.items() if info.get("action_epsilon")}
-    if random:
-        lines += ["", "Episodes of " + ", ".join(f"{task} (probability {p:g})" for task, p in random.items())
-                  + " execute, at each step with that probability, a random action instead of the expert's and record "
-                  "the expert's own action (`collect --action-epsilon`); their reference scores are the noise-free "
-                  "expert's, on the same seeds."]
+    perturbations = (  # manifest key, what each task's value is, what the episodes then execute
+        ("action_noise", "noise", "the expert's action plus Gaussian noise of that many half action ranges and record "
+         "the expert's own action (`collect --action-noise`, noise injection as in DART, Laskey et al. 2017)"),
+        ("action_epsilon", "probability", "a random action instead of the expert's at each step with that "
+         "probability and record the expert's own action (`collect --action-epsilon`)"),
+    )
+    for key, unit, executed in perturbations:
+        perturbed = {task: info[key] for task, info in tasks.items() if info.get(key)}
+        if perturbed:
+            lines += ["", "Episodes of " + ", ".join(f"{task} ({unit} {value:g})" for task, value in perturbed.items())
+                      + f" execute {executed}; their reference scores are the noise-free expert's, on the same seeds."]
     total = sum(v.get("tokens", 0) for v in tokens.values())
     lines += [
         "",
