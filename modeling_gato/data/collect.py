@@ -406,6 +406,11 @@ def _for_task(values: Mapping[str, Any], spec: TaskSpec, default: Any) -> Any:
     return values.get(spec.name, values.get(spec.domain, default))
 
 
+def _number_for_task(setting: float | Mapping[str, float], spec: TaskSpec) -> float:
+    """A setting given as one number for every task or as a mapping task/domain -> number (0 where it has none)."""
+    return float(_for_task(setting, spec, 0.0) if isinstance(setting, Mapping) else setting)
+
+
 @dataclass
 class CollectConfig(JobSettings):
     """What `collect` gathers; every field is also a command-line flag of `collect` (`--field-name`).
@@ -456,22 +461,17 @@ class CollectConfig(JobSettings):
         if self.expert_steps is not None and (not isinstance(self.expert_steps, int) or self.expert_steps < 1):
             raise ValueError(f"expert_steps: expected None (the task's default) or an integer >= 1, got "
                              f"{self.expert_steps!r}.")
-        noises = self.action_noise.items() if isinstance(self.action_noise, Mapping) else [(None, self.action_noise)]
-        for key, noise in noises:
-            if key is not None:
-                _check_task_or_domain("action_noise", key)
-            if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < float("inf"):
-                where = "" if key is None else f" for {key!r}"
-                raise ValueError(f"action_noise: expected a finite number >= 0 (half action ranges){where}, got "
-                                 f"{noise!r}.")
-        epsilons = (self.action_epsilon.items() if isinstance(self.action_epsilon, Mapping)
-                    else [(None, self.action_epsilon)])
-        for key, epsilon in epsilons:
-            if key is not None:
-                _check_task_or_domain("action_epsilon", key)
-            if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 <= epsilon <= 1:
-                where = "" if key is None else f" for {key!r}"
-                raise ValueError(f"action_epsilon: expected a probability in [0, 1]{where}, got {epsilon!r}.")
+        perturbations = (("action_noise", float("inf"), "a finite number >= 0 (half action ranges)"),
+                         ("action_epsilon", 1.0, "a probability in [0, 1]"))
+        for name, high, expected in perturbations:  # a number for every task, or task/domain -> number
+            setting = getattr(self, name)
+            for key, value in setting.items() if isinstance(setting, Mapping) else [(None, setting)]:
+                if key is not None:
+                    _check_task_or_domain(name, key)
+                if (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high
+                        or value == float("inf")):
+                    where = "" if key is None else f" for {key!r}"
+                    raise ValueError(f"{name}: expected {expected}{where}, got {value!r}.")
         if self.task_episodes is not None and not isinstance(self.task_episodes, Mapping):
             raise ValueError(f"task_episodes: expected a mapping task name or domain -> episodes, got "
                              f"{self.task_episodes!r}.")
@@ -489,15 +489,11 @@ class CollectConfig(JobSettings):
 
     def noise_for(self, spec: TaskSpec) -> float:
         """The task's `action_noise`: the number, or the mapping's entry for the task, else its domain, else 0."""
-        if isinstance(self.action_noise, Mapping):
-            return float(_for_task(self.action_noise, spec, 0.0))
-        return float(self.action_noise)
+        return _number_for_task(self.action_noise, spec)
 
     def epsilon_for(self, spec: TaskSpec) -> float:
         """The task's `action_epsilon`: the number, or the mapping's entry for the task, else its domain, else 0."""
-        if isinstance(self.action_epsilon, Mapping):
-            return float(_for_task(self.action_epsilon, spec, 0.0))
-        return float(self.action_epsilon)
+        return _number_for_task(self.action_epsilon, spec)
 
 
 def _checked_json_setting(text: str, name: str, expected: str) -> Any:
@@ -619,13 +615,9 @@ def collect_command(output_dir: str, config: CollectConfig) -> str:
         words += ["--task-episodes", json.dumps(config.task_episodes, sort_keys=True)]
     if config.expert_steps is not None:
         words += ["--expert-steps", str(config.expert_steps)]
-    if config.action_noise:
-        noise = config.action_noise
-        words += ["--action-noise", json.dumps(noise, sort_keys=True) if isinstance(noise, Mapping) else str(noise)]
-    if config.action_epsilon:
-        epsilon = config.action_epsilon
-        words += ["--action-epsilon",
-                  json.dumps(epsilon, sort_keys=True) if isinstance(epsilon, Mapping) else str(epsilon)]
+    for flag, value in (("--action-noise", config.action_noise), ("--action-epsilon", config.action_epsilon)):
+        if value:
+            words += [flag, json.dumps(value, sort_keys=True) if isinstance(value, Mapping) else str(value)]
     return shlex.join(words)
 
 
