@@ -121,7 +121,7 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_weights(collected, tmp_
     differing = [name for name in straight if not torch.equal(straight[name], resumed[name])]
     if differing:
         # Say which side diverged: the two runs' weights at the checkpoint the resume started from are equal when the
-        # resume went wrong, different when the first 8 steps already differed between the two processes.
+        # resume went wrong, different when the steps before it already differed between the two processes.
         start = os.path.basename(summary["resumed_from"])
         before = load_file(tmp_path / "straight" / start / "model.safetensors")
         at_resume = load_file(interrupted / start / "model.safetensors")
