@@ -231,6 +231,29 @@ def test_acting_settings_follow_the_models_training(tmp_path):
         acting_settings(None, -2, None)
 
 
+def test_a_hub_models_training_settings_come_from_its_repository(tmp_path):
+    """For a Hub id, `act` and `evaluate` read `training_config.json` from the Hub through huggingface_hub's cache
+    (here offline, the repository laid out in the cache as `hf_hub_download` leaves it); a repository without one, or
+    an id that is neither cached nor reachable, gets the paper's whole window."""
+    import os
+
+    revision = "0" * 40
+    cached = tmp_path / "hub" / "models--org--gato-short"
+    (cached / "refs").mkdir(parents=True)
+    (cached / "refs" / "main").write_text(revision)
+    (cached / "snapshots" / revision).mkdir(parents=True)
+    (cached / "snapshots" / revision / "training_config.json").write_text(json.dumps(
+        {"short_context_probability": 0.9, "short_context_prompt_tokens": 48, "eval_episodes": 3}))
+    script = ("from modeling_gato.evaluation.evaluate import acting_settings, _held_out\n"
+              "print(acting_settings(None, None, 'org/gato-short'), _held_out('org/gato-short'))\n"
+              "print(acting_settings(None, None, 'org/not-cached'), _held_out('org/not-cached'))\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["{'history_steps': 1, 'prompt_tokens': 48} 3",
+                                       "{'history_steps': None, 'prompt_tokens': None} 1"]
+
+
 def test_settings_travel_as_one_config_and_unknown_ones_are_named(collected, tmp_path):
     """`evaluate(..., config)` and `evaluate(..., **fields)` are the same call; a misspelt setting or a config of
     the wrong type is refused by name before any work starts."""

@@ -256,8 +256,7 @@ def act_main(args: argparse.Namespace) -> int:
     from ..evaluation.report import actions_phrase
     from ..hub.loading import load_model
 
-    local = os.path.isfile(os.path.join(args.model, "config.json"))
-    settings = acting_settings(args.history_steps, args.prompt_tokens, args.model if local else None)
+    settings = acting_settings(args.history_steps, args.prompt_tokens, args.model)
     prompt = task_prompt(args.data, args.task) if args.data else None
     torch.manual_seed(args.seed)  # as `evaluate` does
     model, processor = load_model(args.model, args.device)

@@ -176,12 +176,35 @@ def task_prompt(data_dir: str, task: str) -> dict[str, Any]:
 
 
 def _training_settings(model_dir: str | None) -> dict[str, Any]:
-    """The model's `training_config.json` (written by `train`), or {} when there is none."""
-    path = os.path.join(model_dir, "training_config.json") if model_dir else None
+    """The model's `training_config.json` (written by `train`, uploaded by `push`), or {} when there is none: from
+    the directory, or for a Hub id from the Hub (through the local cache, `HF_HUB_OFFLINE` included)."""
+    if not model_dir:
+        return {}
+    if os.path.isdir(model_dir):
+        path = os.path.join(model_dir, "training_config.json")
+    else:
+        path = _hub_file(model_dir, "training_config.json")
     if path and os.path.isfile(path):
         with open(path) as f:
             return json.load(f)
     return {}
+
+
+def _hub_file(repo_id: str, filename: str) -> str | None:
+    """`filename` of the Hub model `repo_id` (downloaded or from the cache), or None when the repository has no
+    such file, is not a valid id, or cannot be reached and is not cached."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    try:
+        return hf_hub_download(repo_id, filename)
+    except (EntryNotFoundError, LocalEntryNotFoundError, HFValidationError, RepositoryNotFoundError):
+        return None  # loading the model itself then says what is wrong with `repo_id`
 
 
 def _held_out(model_dir: str | None) -> int:
@@ -468,10 +491,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop at the first environment that fails (default: record that episode as failed, go on)")
 
 
-def config_from_arguments(args: argparse.Namespace, local: bool = True) -> EvaluateConfig:
-    """The `EvaluateConfig` of an `evaluate` command line (`local`: --model is a directory on this machine, whose
-    training settings fill --held-out and the acting history)."""
-    model_dir = args.model if local else None
+def config_from_arguments(args: argparse.Namespace) -> EvaluateConfig:
+    """The `EvaluateConfig` of an `evaluate` command line; the model's training settings (its directory's
+    `training_config.json`, or the Hub's for a Hub id) fill --held-out and the acting history."""
+    model_dir = args.model
     return EvaluateConfig(
         tasks=args.tasks, episodes=args.episodes, seed=args.seed, env_seed=args.env_seed, temperature=args.temperature,
         max_episode_steps=args.max_episode_steps, num_envs=args.num_envs, baselines=args.baselines,
@@ -490,7 +513,7 @@ def main(args: argparse.Namespace) -> int:
     model, processor = load_model(args.model, args.device)
     output_dir = args.output_dir or os.path.join(args.model, "eval")
     card = local and not args.no_card
-    results = evaluate(model, processor, args.data, output_dir, config_from_arguments(args, local),
+    results = evaluate(model, processor, args.data, output_dir, config_from_arguments(args),
                        model_dir=args.model if card else None)
     print(results_table(results))
     print(f"wrote {output_dir}/eval_results.md, eval_results.json, eval_episodes.jsonl, eval_scores.png"
