@@ -95,6 +95,13 @@ def test_the_demo_names_reused_data_collected_otherwise():
     assert collection_differences(noisy, CollectConfig(episodes=40, action_epsilon={"babyai": 0.3})) == [
         "CartPole-v1: collected with random actions at probability 0.3, the demo collects with 0",
         "BabyAI-GoToLocal-v0: collected with random actions at probability 0, the demo collects with 0.3"]
+    cut = {**manifest, "tasks": {**manifest["tasks"],  # Meta-World episodes ended after success
+                                 "metaworld-reach-v3": {**manifest["tasks"]["metaworld-reach-v3"], "steps_after_success": 20}}}
+    assert collection_differences(cut, CollectConfig(episodes=40, steps_after_success={"metaworld": 20})) == []
+    assert collection_differences(cut, CollectConfig(episodes=40)) == [
+        "metaworld-reach-v3: collected with episodes ended 20 steps after success, the demo collects whole episodes"]
+    assert collection_differences(manifest, CollectConfig(episodes=40, steps_after_success={"CartPole-v1": 3})) == [
+        "CartPole-v1: collected with whole episodes, the demo collects episodes ended 3 steps after success"]
     assert collection_differences(manifest, CollectConfig(episodes=20, task_episodes={"CartPole-v1": 40})) == [
         f"{task}: 40 episodes collected, the demo collects 20"
         for task in ("InvertedPendulum-v5", "metaworld-reach-v3", "BabyAI-GoToLocal-v0")]

@@ -213,6 +213,37 @@ def test_action_epsilon_executes_random_discrete_actions_and_records_the_experts
     assert len(random_steps) > 0 and set(random_steps) & {3, 4}  # a random pickup or drop: the bot replans
 
 
+def test_steps_after_success_ends_the_recorded_episodes_and_keeps_the_references_whole(tmp_path):
+    """`steps_after_success`: a Meta-World episode (which reports success and plays on to 500 steps) is recorded up
+    to that many steps after its first successful step, a prefix of the whole episode; a task that does not report
+    success is collected as without it; the expert references are the whole episodes'; manifest and command say so."""
+    from modeling_gato.envs.tasks import make_env
+
+    reach, cartpole = "metaworld-reach-v3", "CartPole-v1"
+    settings = dict(tasks=[reach, cartpole], episodes=2, score_episodes=1, text_paragraphs=5, captions_per_task=0,
+                    progress=False)
+    whole = collect(str(tmp_path / "whole"), **settings)
+    cut = collect(str(tmp_path / "cut"), steps_after_success={"metaworld": 5}, **settings)
+    assert cut["tasks"][reach]["steps_after_success"] == 5 and cut["tasks"][cartpole]["steps_after_success"] is None
+    assert """--steps-after-success '{"metaworld": 5}'""" in cut["command"]
+    assert "--steps-after-success" not in whole["command"]
+    for task in (reach, cartpole):
+        assert cut["scores"][task]["expert"] == whole["scores"][task]["expert"]
+
+    def episodes(name, task):
+        return load_from_disk(str(tmp_path / name / "episodes" / task))
+
+    assert episodes("cut", cartpole).to_dict() == episodes("whole", cartpole).to_dict()
+    env = make_env(reach)
+    for seed, (short, full) in enumerate(zip(episodes("cut", reach), episodes("whole", reach))):
+        env.reset(seed=seed)
+        first = next(step for step, action in enumerate(full["continuous_actions"], start=1)
+                     if env.step(np.asarray(action, np.float32))[4]["success"])
+        assert len(full["rewards"]) == 500 and len(short["rewards"]) == first + 5 < 500
+        for column in short:
+            assert short[column] == (full[column][: first + 5] if isinstance(full[column], list) else full[column])
+
+
 def test_task_episodes_give_named_tasks_and_domains_their_own_count(tmp_path):
     """`task_episodes` overrides `episodes` by task name before domain; the other tasks keep `episodes`, the
     manifest counts what was collected, the command line repeats the mapping, and the first episodes are the same
@@ -307,6 +338,9 @@ def test_the_builder_reads_the_collected_directory(collected):
     ({"action_epsilon": 1.5}, r"action_epsilon: expected a probability in \[0, 1\], got 1.5"),
     ({"action_epsilon": {"babyai": -0.1}}, r"action_epsilon: expected a probability in \[0, 1\] for 'babyai'"),
     ({"action_epsilon": {"Pendulum-v1": 0.1}}, "action_epsilon: 'Pendulum-v1' is neither a task nor a domain"),
+    ({"steps_after_success": -1}, r"steps_after_success: expected None \(whole episodes\) or an integer >= 0, got -1"),
+    ({"steps_after_success": {"metaworld": 2.5}}, "steps_after_success: expected .* for 'metaworld', got 2.5"),
+    ({"steps_after_success": {"atari": 5}}, "steps_after_success: 'atari' is neither a task nor a domain"),
     ({"task_episodes": {"babyai": 0}}, "task_episodes: expected an integer >= 1 for 'babyai', got 0"),
     ({"task_episodes": {"atari": 5}}, "task_episodes: 'atari' is neither a task nor a domain"),
     ({"task_episodes": 5}, "task_episodes: expected a mapping task name or domain -> episodes, got 5"),

@@ -23,6 +23,12 @@ def _action_noise(text: str):
     return action_noise_argument(text)
 
 
+def _steps_after_success(text: str):
+    from ..data.collect import steps_after_success_argument
+
+    return steps_after_success_argument(text)
+
+
 def _action_epsilon(text: str):
     from ..data.collect import action_epsilon_argument
 
@@ -62,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "'{\"mujoco\": 0.1}'; 0 for none)")
     demo.add_argument("--action-epsilon", type=_action_epsilon, default=0.0,
                       help="collect's --action-epsilon for the demo's data (default 0: none)")
+    demo.add_argument("--steps-after-success", type=_steps_after_success, default=None,
+                      help="collect's --steps-after-success for the demo's data (default: whole episodes)")
     demo.add_argument("--task-episodes", type=_task_episodes, default=None,
                       help="collect's --task-episodes for the demo's data (default: the demo's, '{\"babyai\": 1000}'; "
                       "'{}' for --episodes everywhere)")

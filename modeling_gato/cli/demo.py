@@ -148,10 +148,16 @@ DEMO_ACTION_NOISE = {"mujoco": 0.1}
 DEMO_TASK_EPISODES = {"babyai": 1000}
 
 
+def _episode_cut(steps_after_success: int | None) -> str:
+    return ("whole episodes" if steps_after_success is None
+            else f"episodes ended {steps_after_success} steps after success")
+
+
 def collection_differences(manifest: dict, config) -> list[str]:
     """The tasks of a reused `collect` manifest collected otherwise than `config` (a `CollectConfig`) would collect
     them now: other recorded `action_noise` (discrete-action tasks always 0; none recorded counts as 0), other
-    `action_epsilon` (continuous-action tasks always 0; none recorded counts as 0) or other episode counts
+    `action_epsilon` (continuous-action tasks always 0; none recorded counts as 0), other `steps_after_success`
+    (none recorded: whole episodes) or other episode counts
     (`CollectConfig.episodes_for`), one line each."""
     from ..envs.tasks import TASKS
 
@@ -169,6 +175,9 @@ def collection_differences(manifest: dict, config) -> list[str]:
         if recorded != wanted:
             lines.append(f"{task}: collected with random actions at probability {recorded:g}, the demo collects "
                          f"with {wanted:g}")
+        wanted, recorded = config.steps_after_success_for(TASKS[task]), info.get("steps_after_success")
+        if recorded != wanted:
+            lines.append(f"{task}: collected with {_episode_cut(recorded)}, the demo collects {_episode_cut(wanted)}")
         episodes = config.episodes_for(TASKS[task])
         if "episodes" in info and info["episodes"] != episodes:
             lines.append(f"{task}: {info['episodes']} episodes collected, the demo collects {episodes}")
@@ -224,7 +233,7 @@ def run_full_demo(args: argparse.Namespace) -> None:
         seed=args.seed, text_paragraphs=40 if quick else 2000, captions_per_task=8 if quick else 200,
         cache_dir=args.expert_cache, overwrite=True,
         action_noise=DEMO_ACTION_NOISE if args.action_noise is None else args.action_noise,
-        action_epsilon=args.action_epsilon,
+        action_epsilon=args.action_epsilon, steps_after_success=args.steps_after_success,
         task_episodes=None if quick else DEMO_TASK_EPISODES if args.task_episodes is None else args.task_episodes)
     reused = args.data is None and os.path.exists(os.path.join(data_dir, "manifest.json")) and not args.recollect
     if reused:

@@ -92,7 +92,7 @@ def random_action_choices(env) -> list[int]:
 
 
 def run_episode(env, policy, seed: int, record: bool = True, on_step=None, action_noise: float = 0.0,
-                action_epsilon: float = 0.0) -> dict[str, Any]:
+                action_epsilon: float = 0.0, steps_after_success: int | None = None) -> dict[str, Any]:
     """Play one episode; returns its SPEC columns (when `record`), return, length and success.
 
     `action_noise` > 0 (continuous `Box` actions only; other spaces ignore it): the environment executes the
@@ -104,7 +104,11 @@ def run_episode(env, policy, seed: int, record: bool = True, on_step=None, actio
     step, with that probability, the environment executes an action drawn uniformly from `random_action_choices`
     instead of the policy's (seeded by the episode's `seed`), and the policy's own is recorded. A policy with an
     `executed(action)` method is told what was executed (`experts.BabyAIExpert`: the bot then plans from it, e.g.
-    puts back an object it did not mean to pick up)."""
+    puts back an object it did not mean to pick up).
+
+    `steps_after_success` (None: play until the environment ends the episode): end it that many steps after the
+    first step whose `info` reports success (Meta-World reports success and plays on to 500 steps; environments
+    that end at success, or do not report it, are unaffected). The return is then that of the shorter episode."""
     from gymnasium.spaces import Box, Discrete
 
     observation, info = env.reset(seed=seed)
@@ -115,7 +119,7 @@ def run_episode(env, policy, seed: int, record: bool = True, on_step=None, actio
     epsilon_rng = np.random.default_rng([seed, EPSILON_STREAM]) if epsilon > 0 else None
     choices = random_action_choices(env) if epsilon > 0 else None
     columns: dict[str, list] = {}
-    total, steps, success = 0.0, 0, False
+    total, steps, success, succeeded_at = 0.0, 0, False, None
     while True:
         action = policy(observation)
         if record:
@@ -135,7 +139,11 @@ def run_episode(env, policy, seed: int, record: bool = True, on_step=None, actio
         total += float(reward)
         steps += 1
         success = success or bool(info.get("success", False))
+        if success and succeeded_at is None:
+            succeeded_at = steps
         if terminated or truncated:
+            break
+        if steps_after_success is not None and succeeded_at is not None and steps - succeeded_at >= steps_after_success:
             break
     if "success" not in info and env.spec is not None and env.spec.id.startswith("BabyAI"):
         success = total > 0  # BabyAI: a positive reward is only given on success
@@ -146,10 +154,10 @@ def run_episode(env, policy, seed: int, record: bool = True, on_step=None, actio
 def measure_policy(spec: TaskSpec, policy_name: str, episodes: int, seed: int, cache_dir: str,
                    expert_steps: int | None = None, record: bool = False, on_step=None,
                    progress: bool = True, action_noise: float = 0.0,
-                   action_epsilon: float = 0.0) -> tuple[list[dict], dict[str, Any]]:
+                   action_epsilon: float = 0.0, steps_after_success: int | None = None) -> tuple[list[dict], dict[str, Any]]:
     """Run `episodes` episodes of the expert (trained into `cache_dir` first if it is a missing stable-baselines3
-    expert) or the random policy, executing its actions with `action_noise` / `action_epsilon` (`run_episode`);
-    returns the episodes and their statistics."""
+    expert) or the random policy, executing its actions with `action_noise` / `action_epsilon` and ending them
+    `steps_after_success` steps after success (`run_episode`); returns the episodes and their statistics."""
     env = make_env(spec, seed=seed)
     policy = (make_expert(spec, env, cache_dir, expert_steps, train=True) if policy_name == "expert"
               else RandomPolicy(env, seed))
@@ -157,7 +165,8 @@ def measure_policy(spec: TaskSpec, policy_name: str, episodes: int, seed: int, c
     bar = tqdm(range(episodes), desc=f"{spec.name} ({policy_name})", disable=not progress, leave=False)
     for index in bar:
         results.append(run_episode(env, policy, seed=seed + index, record=record, on_step=on_step,
-                                   action_noise=action_noise, action_epsilon=action_epsilon))
+                                   action_noise=action_noise, action_epsilon=action_epsilon,
+                                   steps_after_success=steps_after_success))
     env.close()
     outcomes = [{**r, "success": r["success"] if r["has_success"] else None} for r in results]
     return results, {"episodes": episodes, "seed": seed, **episode_statistics(outcomes)}
@@ -293,13 +302,15 @@ def _task_rng(seed: int, task: str) -> np.random.Generator:
 
 def _collect_task(spec: TaskSpec, partial: str, episodes: int, score_episodes: int, seed: int, captions_per_task: int,
                   cache_dir: str, expert_steps: int | None, versions: dict[str, str], progress: bool,
-                  action_noise: float = 0.0, action_epsilon: float = 0.0) -> None:
+                  action_noise: float = 0.0, action_epsilon: float = 0.0,
+                  steps_after_success: int | None = None) -> None:
     """Collect one task into `partial`: `episodes/<task>` and `.collect/<task>/` (its scores and manifest entries in
     `task.json`, its captions and VQA rows), each written aside and renamed; `task.json` last marks it finished.
 
     With `action_noise` and continuous actions, or `action_epsilon` and discrete ones, the recorded episodes execute
     noisy actions; the expert reference is then measured apart, on the same seeds without noise, so it equals a
-    noise-free collection's."""
+    noise-free collection's. So is it when `steps_after_success` cuts the recorded episodes short: the reference is
+    the expert's whole episodes."""
     from datasets import Dataset, DatasetInfo, Features, Image, Value
     from gymnasium.spaces import Box, Discrete
 
@@ -317,8 +328,8 @@ def _collect_task(spec: TaskSpec, partial: str, episodes: int, score_episodes: i
     epsilon = action_epsilon if isinstance(action_space, Discrete) else 0.0
     results, expert_stats = measure_policy(spec, "expert", episodes, seed, cache_dir, expert_steps, record=True,
                                            on_step=on_step, progress=progress, action_noise=noise,
-                                           action_epsilon=epsilon)
-    if noise or epsilon:  # the reference is the expert's own play
+                                           action_epsilon=epsilon, steps_after_success=steps_after_success)
+    if noise or epsilon or steps_after_success is not None:  # the reference is the expert's own, whole play
         _, expert_stats = measure_policy(spec, "expert", episodes, seed, cache_dir, expert_steps, progress=progress)
     _, random_stats = measure_policy(spec, "random", score_episodes, seed + RANDOM_SEED_OFFSET, cache_dir,
                                      progress=progress)
@@ -344,6 +355,7 @@ def _collect_task(spec: TaskSpec, partial: str, episodes: int, score_episodes: i
         "action_space": describe_action_space(action_space),
         "action_noise": noise,  # executed-action noise of the recorded episodes (0: the expert's own trajectories)
         "action_epsilon": epsilon,  # probability of a random executed action (discrete actions; 0: none)
+        "steps_after_success": steps_after_success,  # recorded episodes end this many steps after success (None: whole)
     }
     captions, vqa = [], []
     for image, view in capture:
@@ -431,7 +443,10 @@ class CollectConfig(JobSettings):
     (`random_action_choices`) instead of the expert's, which is recorded (`run_episode`; 0: none); a number or a
     mapping like `action_noise`. The BabyAI bot is told the executed action and plans from it: at 0.3 it still
     succeeds in every episode, and its episodes show it turning back, going round and putting down an object it
-    did not mean to pick up."""
+    did not mean to pick up. `steps_after_success`: end each recorded expert episode this many steps after its
+    first step that reports success (`run_episode`), for every task (a number) or per task name or domain (a
+    mapping; others play whole episodes); None: whole episodes. Meta-World's experts succeed within ~40-70 of the
+    500 steps and then hold still, so ~90% of a whole episode's actions are ~0 (README, "Meta-World's episodes")."""
 
     tasks: list[str] | None = None
     episodes: int = 20
@@ -447,6 +462,7 @@ class CollectConfig(JobSettings):
     action_noise: float | dict[str, float] = 0.0
     task_episodes: dict[str, int] | None = None
     action_epsilon: float | dict[str, float] = 0.0
+    steps_after_success: int | dict[str, int] | None = None
 
     def check(self) -> CollectConfig:
         """Every setting in its range before any work starts (a ValueError naming it otherwise); returns self."""
@@ -479,6 +495,14 @@ class CollectConfig(JobSettings):
             _check_task_or_domain("task_episodes", key)
             if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
                 raise ValueError(f"task_episodes: expected an integer >= 1 for {key!r}, got {episodes!r}.")
+        cut = self.steps_after_success
+        for key, value in cut.items() if isinstance(cut, Mapping) else [] if cut is None else [(None, cut)]:
+            if key is not None:
+                _check_task_or_domain("steps_after_success", key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                where = "" if key is None else f" for {key!r}"
+                raise ValueError(f"steps_after_success: expected None (whole episodes) or an integer >= 0{where}, "
+                                 f"got {value!r}.")
         for name in self.tasks or ():
             get_task(name)
         return self
@@ -494,6 +518,12 @@ class CollectConfig(JobSettings):
     def epsilon_for(self, spec: TaskSpec) -> float:
         """The task's `action_epsilon`: the number, or the mapping's entry for the task, else its domain, else 0."""
         return _number_for_task(self.action_epsilon, spec)
+
+    def steps_after_success_for(self, spec: TaskSpec) -> int | None:
+        """The task's `steps_after_success`: the number, or the mapping's entry for the task, else its domain, else
+        None (whole episodes)."""
+        cut = self.steps_after_success
+        return _for_task(cut, spec, None) if isinstance(cut, Mapping) else cut
 
 
 def _checked_json_setting(text: str, name: str, expected: str) -> Any:
@@ -527,6 +557,13 @@ def action_epsilon_argument(text: str) -> float | dict[str, float]:
     return value
 
 
+def steps_after_success_argument(text: str) -> int | dict[str, int]:
+    """`--steps-after-success`: an integer >= 0 for every task, or a JSON object task/domain -> integer."""
+    if text.lstrip().startswith("{"):
+        return _checked_json_setting(text, "steps_after_success", "an integer or a JSON object")
+    return non_negative_int(text)
+
+
 def task_episodes_argument(text: str) -> dict[str, int]:
     """`--task-episodes`: a JSON object task/domain -> expert episodes, e.g. '{"babyai": 1000}'."""
     return _checked_json_setting(text, "task_episodes", "a JSON object")
@@ -558,7 +595,9 @@ def collect(output_dir: str, config: CollectConfig | None = None, **settings: An
                      "seed": config.seed, "text_paragraphs": config.text_paragraphs,
                      "captions_per_task": config.captions_per_task, "expert_steps": config.expert_steps,
                      "action_noise": config.action_noise, "task_episodes": config.task_episodes,
-                     **({"action_epsilon": config.action_epsilon} if config.action_epsilon else {})}
+                     **({"action_epsilon": config.action_epsilon} if config.action_epsilon else {}),
+                     **({"steps_after_success": config.steps_after_success}
+                        if config.steps_after_success is not None else {})}
     with OutputLock(f"{target}.lock", command):
         header = _start_partial(partial, configuration, config.fresh)
         if header:
@@ -566,7 +605,8 @@ def collect(output_dir: str, config: CollectConfig | None = None, **settings: An
                 if not _finished_task(partial, spec.name):
                     _collect_task(spec, partial, config.episodes_for(spec), config.score_episodes, config.seed,
                                   config.captions_per_task, cache_dir, config.expert_steps, header["versions"],
-                                  config.progress, config.noise_for(spec), config.epsilon_for(spec))
+                                  config.progress, config.noise_for(spec), config.epsilon_for(spec),
+                                  config.steps_after_success_for(spec))
             manifest: dict[str, Any] = {"format": "modeling_gato/episodes-v1", "seed": config.seed,
                                         "command": command,
                                         "tasks": {}, "versions": header["versions"], "created": header["created"]}
@@ -615,8 +655,9 @@ def collect_command(output_dir: str, config: CollectConfig) -> str:
         words += ["--task-episodes", json.dumps(config.task_episodes, sort_keys=True)]
     if config.expert_steps is not None:
         words += ["--expert-steps", str(config.expert_steps)]
-    for flag, value in (("--action-noise", config.action_noise), ("--action-epsilon", config.action_epsilon)):
-        if value:
+    for flag, value in (("--action-noise", config.action_noise), ("--action-epsilon", config.action_epsilon),
+                        ("--steps-after-success", config.steps_after_success)):
+        if value or (flag == "--steps-after-success" and value is not None):
             words += [flag, json.dumps(value, sort_keys=True) if isinstance(value, Mapping) else str(value)]
     return shlex.join(words)
 
@@ -658,6 +699,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="probability that a step of a discrete-action task executes a random action instead of "
                         "the expert's, which is recorded (the BabyAI bot plans from what was executed): a number, or "
                         "JSON task/domain -> number, e.g. '{\"babyai\": 0.3}' (default 0: none)")
+    parser.add_argument("--steps-after-success", type=steps_after_success_argument, default=None,
+                        help="end each recorded expert episode this many steps after its first successful step: a "
+                        "number, or JSON task/domain -> number, e.g. '{\"metaworld\": 20}' (Meta-World's experts "
+                        "succeed within ~70 of its 500 steps, then hold still; default: whole episodes). The expert "
+                        "reference stays the whole episodes'")
     parser.add_argument("--overwrite", action="store_true", help="replace --output-dir when it exists")
     parser.add_argument("--fresh", action="store_true",
                         help="discard the work an interrupted run left in <output-dir>.partial (default: resume it "
