@@ -227,6 +227,10 @@ def test_steps_after_success_ends_the_recorded_episodes_and_keeps_the_references
     assert cut["tasks"][reach]["steps_after_success"] == 5 and cut["tasks"][cartpole]["steps_after_success"] is None
     assert """--steps-after-success '{"metaworld": 5}'""" in cut["command"]
     assert "--steps-after-success" not in whole["command"]
+    card = (tmp_path / "cut" / "README.md").read_text()
+    assert (f"Episodes of {reach} (5 steps) end that many steps after their first successful step "
+            "(`collect --steps-after-success`); their reference scores are the expert's whole episodes") in card
+    assert "steps-after-success" not in (tmp_path / "whole" / "README.md").read_text()
     for task in (reach, cartpole):
         assert cut["scores"][task]["expert"] == whole["scores"][task]["expert"]
 

@@ -140,6 +140,12 @@ def dataset_card_text(manifest: Mapping[str, Any], scores: Mapping[str, Any], co
         if perturbed:
             lines += ["", "Episodes of " + ", ".join(f"{task} ({unit} {value:g})" for task, value in perturbed.items())
                       + f" execute {executed}; their reference scores are the noise-free expert's, on the same seeds."]
+    cut = {task: info["steps_after_success"] for task, info in tasks.items()
+           if info.get("steps_after_success") is not None}
+    if cut:
+        lines += ["", "Episodes of " + ", ".join(f"{task} ({steps} steps)" for task, steps in cut.items())
+                  + " end that many steps after their first successful step (`collect --steps-after-success`); "
+                  "their reference scores are the expert's whole episodes, on the same seeds."]
     total = sum(v.get("tokens", 0) for v in tokens.values())
     lines += [
         "",
