@@ -418,6 +418,17 @@ def _for_task(values: Mapping[str, Any], spec: TaskSpec, default: Any) -> Any:
     return values.get(spec.name, values.get(spec.domain, default))
 
 
+def _check_task_setting(name: str, setting: Any, expected: str, valid) -> None:
+    """A setting given as one value for every task or as a mapping task/domain -> value: each key a task or domain,
+    each value `valid(value)`; a ValueError naming the setting (and the key) and `expected` otherwise."""
+    for key, value in setting.items() if isinstance(setting, Mapping) else [(None, setting)]:
+        if key is not None:
+            _check_task_or_domain(name, key)
+        if not valid(value):
+            where = "" if key is None else f" for {key!r}"
+            raise ValueError(f"{name}: expected {expected}{where}, got {value!r}.")
+
+
 def _number_for_task(setting: float | Mapping[str, float], spec: TaskSpec) -> float:
     """A setting given as one number for every task or as a mapping task/domain -> number (0 where it has none)."""
     return float(_for_task(setting, spec, 0.0) if isinstance(setting, Mapping) else setting)
@@ -479,15 +490,10 @@ class CollectConfig(JobSettings):
                              f"{self.expert_steps!r}.")
         perturbations = (("action_noise", float("inf"), "a finite number >= 0 (half action ranges)"),
                          ("action_epsilon", 1.0, "a probability in [0, 1]"))
-        for name, high, expected in perturbations:  # a number for every task, or task/domain -> number
-            setting = getattr(self, name)
-            for key, value in setting.items() if isinstance(setting, Mapping) else [(None, setting)]:
-                if key is not None:
-                    _check_task_or_domain(name, key)
-                if (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high
-                        or value == float("inf")):
-                    where = "" if key is None else f" for {key!r}"
-                    raise ValueError(f"{name}: expected {expected}{where}, got {value!r}.")
+        for name, high, expected in perturbations:
+            _check_task_setting(name, getattr(self, name), expected, lambda value, high=high: (
+                not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= high
+                and value != float("inf")))
         if self.task_episodes is not None and not isinstance(self.task_episodes, Mapping):
             raise ValueError(f"task_episodes: expected a mapping task name or domain -> episodes, got "
                              f"{self.task_episodes!r}.")
@@ -495,14 +501,10 @@ class CollectConfig(JobSettings):
             _check_task_or_domain("task_episodes", key)
             if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
                 raise ValueError(f"task_episodes: expected an integer >= 1 for {key!r}, got {episodes!r}.")
-        cut = self.steps_after_success
-        for key, value in cut.items() if isinstance(cut, Mapping) else [] if cut is None else [(None, cut)]:
-            if key is not None:
-                _check_task_or_domain("steps_after_success", key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                where = "" if key is None else f" for {key!r}"
-                raise ValueError(f"steps_after_success: expected None (whole episodes) or an integer >= 0{where}, "
-                                 f"got {value!r}.")
+        if self.steps_after_success is not None:
+            _check_task_setting("steps_after_success", self.steps_after_success,
+                                "None (whole episodes) or an integer >= 0",
+                                lambda value: not isinstance(value, bool) and isinstance(value, int) and value >= 0)
         for name in self.tasks or ():
             get_task(name)
         return self
@@ -655,9 +657,11 @@ def collect_command(output_dir: str, config: CollectConfig) -> str:
         words += ["--task-episodes", json.dumps(config.task_episodes, sort_keys=True)]
     if config.expert_steps is not None:
         words += ["--expert-steps", str(config.expert_steps)]
-    for flag, value in (("--action-noise", config.action_noise), ("--action-epsilon", config.action_epsilon),
-                        ("--steps-after-success", config.steps_after_success)):
-        if value or (flag == "--steps-after-success" and value is not None):
+    for flag, value, given in (("--action-noise", config.action_noise, bool(config.action_noise)),
+                               ("--action-epsilon", config.action_epsilon, bool(config.action_epsilon)),
+                               ("--steps-after-success", config.steps_after_success,
+                                config.steps_after_success is not None)):  # 0 steps is not the default
+        if given:
             words += [flag, json.dumps(value, sort_keys=True) if isinstance(value, Mapping) else str(value)]
     return shlex.join(words)
 
