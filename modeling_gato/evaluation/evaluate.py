@@ -32,6 +32,7 @@ Meta-World: the seed given when the environment is made fixes its set of 50 goal
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -190,9 +191,11 @@ def _training_settings(model_dir: str | None) -> dict[str, Any]:
     return {}
 
 
+@functools.cache
 def _hub_file(repo_id: str, filename: str) -> str | None:
     """`filename` of the Hub model `repo_id` (downloaded or from the cache), or None when the repository has no
-    such file, is not a valid id, or cannot be reached and is not cached."""
+    such file, is not a valid id, or cannot be reached and is not cached. Asked once per process: `act` and
+    `evaluate` read the training settings three times (history, prompt, held-out episodes)."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -494,13 +497,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_arguments(args: argparse.Namespace) -> EvaluateConfig:
     """The `EvaluateConfig` of an `evaluate` command line; the model's training settings (its directory's
     `training_config.json`, or the Hub's for a Hub id) fill --held-out and the acting history."""
-    model_dir = args.model
     return EvaluateConfig(
         tasks=args.tasks, episodes=args.episodes, seed=args.seed, env_seed=args.env_seed, temperature=args.temperature,
         max_episode_steps=args.max_episode_steps, num_envs=args.num_envs, baselines=args.baselines,
         offline=not args.no_offline, videos=args.videos, expert_cache=args.expert_cache, fresh=args.fresh,
-        strict=args.strict, held_out=args.held_out if args.held_out is not None else _held_out(model_dir),
-        **acting_settings(args.history_steps, args.prompt_tokens, model_dir),
+        strict=args.strict, held_out=args.held_out if args.held_out is not None else _held_out(args.model),
+        **acting_settings(args.history_steps, args.prompt_tokens, args.model),
     )
 
 
