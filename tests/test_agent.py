@@ -97,6 +97,38 @@ def test_a_greedy_memoryless_agent_repeats_itself_where_sampling_does_not():
     assert sampled == repeated(1.0) and sampled != repeated(1.0, seed=1)
 
 
+def test_continuous_temperature_applies_to_box_actions_only():
+    """`continuous_temperature` replaces `temperature` for a Box action space and nowhere else: greedy continuous
+    actions with `temperature=1` are exactly the greedy agent's, while a Discrete task samples as at temperature 1
+    (the same draws for the same seed); the batched agent chooses the same way; bad values are refused by name."""
+    from modeling_gato.agent import BatchedGatoAgent, action_temperature
+
+    model, processor = lively_model(), GatoProcessor()
+    reach, babyai = make_env("metaworld-reach-v3"), make_env("BabyAI-GoToRedBallGrey-v0")
+
+    def agent(env, **settings):
+        return GatoAgent(model, processor, env.observation_space, env.action_space, history_steps=1, prompt_tokens=0,
+                         **settings)
+
+    greedy = play(agent(reach, temperature=0.0), reach, 6)
+    assert play(agent(reach, temperature=1.0, continuous_temperature=0.0), reach, 6) == greedy
+    assert play(agent(reach, temperature=1.0), reach, 6) != greedy  # sampling differs here, so the test can fail
+    sampled = play(agent(babyai, temperature=1.0), babyai, 8, seed=3)
+    assert play(agent(babyai, temperature=1.0, continuous_temperature=0.0), babyai, 8, seed=3) == sampled
+    assert play(agent(babyai, temperature=0.0, continuous_temperature=1.0), babyai, 8) == play(
+        agent(babyai, temperature=0.0), babyai, 8)
+
+    batched = BatchedGatoAgent(model, processor, reach.observation_space, reach.action_space, num_rows=1,
+                               temperature=1.0, continuous_temperature=0.0, history_steps=1, prompt_tokens=0)
+    assert batched.action_temperature == 0.0
+    assert action_temperature(reach.action_space, 1.0, None) == 1.0
+    assert action_temperature(babyai.action_space, 1.0, 0.0) == 1.0
+    assert action_temperature(reach.action_space, 1.0, 0.5) == 0.5
+    for bad in (-1.0, float("inf"), True):
+        with pytest.raises(ValueError, match="continuous_temperature: expected 0"):
+            agent(reach, continuous_temperature=bad)
+
+
 def test_quick_demo_collects_trains_evaluates_and_reports(collected, expert_cache, tmp_path):
     data, _ = collected
     output = tmp_path / "demo"

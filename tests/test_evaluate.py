@@ -121,6 +121,31 @@ def test_actions_are_sampled_by_default_as_the_paper_deploys_gato(evaluated, sav
     assert "greedy model actions " in (tmp_path / "eval_results.md").read_text()
 
 
+def test_continuous_temperature_takes_continuous_actions_greedily_and_samples_the_rest(evaluated, saved_model,
+                                                                                        tmp_path):
+    """`continuous_temperature=0` beside the default temperature 1: Meta-World reach plays the greedy evaluation's
+    episodes, BabyAI the default sampled one's; the results and the table say so."""
+    results, _, data, _ = evaluated
+    model, _ = saved_model
+    reach, babyai = "metaworld-reach-v3", TASKS[0]
+
+    def run(name, tasks, **settings):
+        return evaluate(model, GatoProcessor(), str(data), str(tmp_path / name), tasks=tasks, episodes=3, num_envs=3,
+                        max_episode_steps=12, baselines=(), offline=False, resamples=300, progress=False, **settings)
+
+    def episodes(result, task):
+        return [{k: v for k, v in e.items() if k != "video"} for e in result["tasks"][task]["episodes"]]
+
+    mixed = run("mixed", [babyai, reach], continuous_temperature=0)
+    greedy, sampled = run("greedy", [reach], temperature=0), run("sampled", [reach])
+    assert episodes(mixed, reach) == episodes(greedy, reach) != episodes(sampled, reach)
+    assert episodes(mixed, babyai) == episodes(results, babyai)
+    assert mixed["temperature"] == 1.0 and mixed["continuous_temperature"] == 0
+    assert "model actions sampled at temperature 1, continuous ones greedy" in (tmp_path / "mixed" / "eval_results.md").read_text()
+    with pytest.raises(ValueError, match="continuous_temperature: expected None"):
+        run("bad", [reach], continuous_temperature=-1.0)
+
+
 def _act(directory, data, task, *arguments):
     """`python -m modeling_gato act` in a fresh process: its header line and one line per episode."""
     result = subprocess.run([sys.executable, "-m", "modeling_gato", "act", "--model", str(directory), "--task", task,

@@ -73,7 +73,8 @@ class GatoAgentRows:
 def gato_policy(model, processor, task: str | TaskSpec, num_envs: int = 1, batched: bool = True,
                 prompt: Mapping[str, Any] | None = None, prompt_tokens: int | None = None,
                 context_length: int | None = None, temperature: float = 0.0,
-                history_steps: int | None = None) -> BatchedGatoAgent | GatoAgentRows:
+                history_steps: int | None = None,
+                continuous_temperature: float | None = None) -> BatchedGatoAgent | GatoAgentRows:
     """A Gato batch policy for `task` with `num_envs` rows: `BatchedGatoAgent` or, with `batched=False`,
     `GatoAgentRows` (one `GatoAgent` per row)."""
     env = make_env(task)
@@ -81,7 +82,8 @@ def gato_policy(model, processor, task: str | TaskSpec, num_envs: int = 1, batch
     env.close()
     kind = BatchedGatoAgent if batched else GatoAgentRows
     return kind(model, processor, *spaces, num_envs, prompt=prompt, prompt_tokens=prompt_tokens,
-                context_length=context_length, temperature=temperature, history_steps=history_steps)
+                context_length=context_length, temperature=temperature, history_steps=history_steps,
+                continuous_temperature=continuous_temperature)
 
 
 class EpisodeRandomPolicy:

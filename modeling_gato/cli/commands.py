@@ -69,10 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--action-epsilon", type=_action_epsilon, default=0.0,
                       help="collect's --action-epsilon for the demo's data (default 0: none)")
     demo.add_argument("--steps-after-success", type=_steps_after_success, default=None,
-                      help="collect's --steps-after-success for the demo's data (default: whole episodes)")
+                      help="collect's --steps-after-success for the demo's data (default: the demo's, "
+                      "'{\"metaworld\": 20}'; '{}' for whole episodes)")
     demo.add_argument("--task-episodes", type=_task_episodes, default=None,
-                      help="collect's --task-episodes for the demo's data (default: the demo's, '{\"babyai\": 1000}'; "
-                      "'{}' for --episodes everywhere)")
+                      help="collect's --task-episodes for the demo's data (default: the demo's, "
+                      "'{\"babyai\": 1000, \"metaworld\": 200}'; '{}' for --episodes everywhere)")
     demo.add_argument("--expert-cache", default=None, help="where trained stable-baselines3 experts are cached")
     demo.add_argument("--weights", default=None, help='JSON task/domain weights, e.g. \'{"text": 0.5}\'')
     demo.add_argument("--max-steps", type=positive_int, default=None, help="training steps (default: fit the time budget)")
@@ -176,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the environments' seed: Meta-World's goal set (default 1, `evaluate`'s)")
     act.add_argument("--temperature", type=non_negative_float, default=1.0,
                      help="1 (default): sample each action token, as `evaluate` and the paper do; 0: greedy")
+    act.add_argument("--continuous-temperature", type=non_negative_float, default=None,
+                     help="the temperature of continuous (Box) action tokens instead (default: --temperature)")
     act.add_argument("--history-steps", type=non_negative_int, default=None,
                      help="timesteps of the episode the agent sees besides the prompt; 0: the whole window; default: "
                      "as `evaluate`, what the model trained on (1 after short-context training, else the whole window)")
@@ -275,9 +278,10 @@ def act_main(args: argparse.Namespace) -> int:
     if budget != 0 and prompt is None:
         print(f"act: no --data, so no demonstration prompt; `evaluate` prompts this model with the end of the task's "
               f"last episode ({size})", file=sys.stderr)
-    print(f"acting on {seen}, {shown}, {actions_phrase(args.temperature)}", flush=True)
+    print(f"acting on {seen}, {shown}, {actions_phrase(args.temperature, continuous_temperature=args.continuous_temperature)}",
+          flush=True)
     policy = gato_policy(model, processor, args.task, num_envs=args.num_envs, prompt=prompt,
-                         temperature=args.temperature, **settings)
+                         temperature=args.temperature, continuous_temperature=args.continuous_temperature, **settings)
     ended: dict[int, dict] = {}
     printed = 0
 

@@ -278,7 +278,10 @@ class EvaluateConfig(JobSettings):
     1 (the default) samples each action token from the model's distribution over its slot's valid ids, seeded with
     the episode seed, as the paper deploys Gato; 0 takes the most likely id (greedy). Measured (README, "Sampled
     actions"): a greedy agent that sees only the current timestep repeats any action that leaves its observation
-    unchanged (BabyAI's pickup facing nothing, forward into a wall) until the episode ends. `expert_cache`:
+    unchanged (BabyAI's pickup facing nothing, forward into a wall) until the episode ends.
+    `continuous_temperature`: the temperature of continuous (Box) action tokens instead (None: `temperature`); 0
+    with `temperature` 1 samples discrete actions and takes continuous ones greedily (README, "Greedy continuous
+    actions"). `expert_cache`:
     where `collect` / `scores` cached the stable-baselines3 experts that the `expert` baseline loads (evaluation
     never trains one). `fresh`: discard a journal left in the output directory;
     `strict`: raise at the first failing environment instead of recording the episode as failed."""
@@ -288,6 +291,7 @@ class EvaluateConfig(JobSettings):
     seed: int = 1000
     env_seed: int = 1
     temperature: float = 1.0
+    continuous_temperature: float | None = None
     max_episode_steps: int | None = None
     prompt_tokens: int | None = None
     history_steps: int | str | None = "auto"
@@ -325,6 +329,9 @@ class EvaluateConfig(JobSettings):
             raise ValueError(f"prompt_tokens: expected 0 (no prompt) or more, got {self.prompt_tokens}.")
         if not 0 <= self.temperature < float("inf"):
             raise ValueError(f"temperature: expected 0 (greedy) or a finite number above it, got {self.temperature}.")
+        if self.continuous_temperature is not None and not 0 <= self.continuous_temperature < float("inf"):
+            raise ValueError(f"continuous_temperature: expected None (the temperature), 0 (greedy) or a finite number "
+                             f"above it, got {self.continuous_temperature}.")
         if self.held_out is not None and self.held_out < 1:
             raise ValueError(f"held_out: expected at least 1 held-out episode per task, got {self.held_out}.")
         return self
@@ -380,12 +387,15 @@ def evaluate(
         "env_seed": config.env_seed, "temperature": config.temperature, "max_episode_steps": config.max_episode_steps,
         "num_envs": config.num_envs, "data_dir": data_dir, "held_out": held_out, "history_steps": history_steps,
         "prompt_tokens": prompt_tokens, "confidence": config.confidence,
+        "continuous_temperature": config.continuous_temperature,
     }
     configuration = {
         "model": model_fingerprint(model), "data_dir": os.path.abspath(data_dir), "data_created": manifest.get("created"),
         "tasks": list(tasks), "seeds": seeds, "env_seed": config.env_seed, "temperature": config.temperature,
         "max_episode_steps": config.max_episode_steps, "history_steps": history_steps, "prompt_tokens": prompt_tokens,
         "baselines": list(config.baselines), "held_out": held_out, "videos": config.videos,
+        # only when given, so that journals written before the option still resume
+        **({} if config.continuous_temperature is None else {"continuous_temperature": config.continuous_temperature}),
     }
     video_dir = os.path.join(output_dir, "videos") if config.videos else None
     started = time.time()
@@ -421,7 +431,8 @@ def evaluate(
             def model_policy(spec=spec, task=task):
                 prompt = task_prompt(data_dir, task)
                 return gato_policy(model, processor, spec, num_envs=config.num_envs, prompt=prompt,
-                                   prompt_tokens=prompt_tokens, temperature=config.temperature, history_steps=history_steps)
+                                   prompt_tokens=prompt_tokens, temperature=config.temperature, history_steps=history_steps,
+                                   continuous_temperature=config.continuous_temperature)
 
             clock = time.perf_counter()
             per_episode = play("model", task, model_policy, config.videos)
@@ -464,6 +475,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-seed", type=non_negative_int, default=1, help="Meta-World goal-set seed (collection uses 0)")
     parser.add_argument("--temperature", type=non_negative_float, default=1.0,
                         help="1: sample each action token, as the paper does (default); 0: greedy actions")
+    parser.add_argument("--continuous-temperature", type=non_negative_float, default=None,
+                        help="the temperature of continuous (Box) action tokens instead (default: --temperature); "
+                        "0: greedy continuous actions beside sampled discrete ones")
     parser.add_argument("--max-episode-steps", type=positive_int, default=None)
     parser.add_argument("--num-envs", type=positive_int, default=4,
                         help="environments played at once (gymnasium vector env, one batched model call per token)")
@@ -499,6 +513,7 @@ def config_from_arguments(args: argparse.Namespace) -> EvaluateConfig:
     `training_config.json`, or the Hub's for a Hub id) fill --held-out and the acting history."""
     return EvaluateConfig(
         tasks=args.tasks, episodes=args.episodes, seed=args.seed, env_seed=args.env_seed, temperature=args.temperature,
+        continuous_temperature=args.continuous_temperature,
         max_episode_steps=args.max_episode_steps, num_envs=args.num_envs, baselines=args.baselines,
         offline=not args.no_offline, videos=args.videos, expert_cache=args.expert_cache, fresh=args.fresh,
         strict=args.strict, held_out=args.held_out if args.held_out is not None else _held_out(args.model),

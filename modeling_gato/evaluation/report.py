@@ -63,7 +63,7 @@ def evaluation_section(results: Mapping[str, Any]) -> str:
     if results.get("env_seed") is not None:
         details.append(f"Meta-World goal set of env seed {results['env_seed']}")
     if results.get("temperature") is not None:
-        details.append(actions_phrase(results["temperature"]))
+        details.append(actions_phrase(results["temperature"], continuous_temperature=results.get("continuous_temperature")))
     lines += [
         "",
         "Expert-normalized score: `(R - R_random) / (R_expert - R_random)` with the references stored with the data "
@@ -173,10 +173,15 @@ def _acting_phrase(results: Mapping[str, Any]) -> str:
     return f" seeing the last {history} timestep{'s' if history > 1 else ''}{prompt}"
 
 
-def actions_phrase(temperature: float, actions: str = "actions") -> str:
+def actions_phrase(temperature: float, actions: str = "actions", continuous_temperature: float | None = None) -> str:
     """How the model chose its actions, for a table's caption: "greedy actions" or "actions sampled at
-    temperature 1" (`actions` names them, e.g. "model actions")."""
-    return f"greedy {actions}" if temperature <= 0 else f"{actions} sampled at temperature {temperature:g}"
+    temperature 1" (`actions` names them, e.g. "model actions"), then how continuous actions were chosen when
+    `continuous_temperature` differs: "..., continuous ones greedy"."""
+    phrase = f"greedy {actions}" if temperature <= 0 else f"{actions} sampled at temperature {temperature:g}"
+    if continuous_temperature is None or continuous_temperature == temperature:
+        return phrase
+    return phrase + (", continuous ones greedy" if continuous_temperature <= 0
+                     else f", continuous ones sampled at temperature {continuous_temperature:g}")
 
 
 def results_table(results: Mapping[str, Any]) -> str:
@@ -223,7 +228,7 @@ def results_table(results: Mapping[str, Any]) -> str:
         f">= 80%; mean expert-normalized score {_percent(overall['mean'])}. {results['episodes']} episodes per task and "
         f"policy (seeds {results['seed']}...{results['seed'] + results['episodes'] - 1}, the same for every policy), "
         f"Meta-World goal set of env seed {results['env_seed']}, "
-        f"{actions_phrase(temperature, 'model actions')}"
+        f"{actions_phrase(temperature, 'model actions', results.get('continuous_temperature'))}"
         + _acting_phrase(results)
         + (f", episodes capped at {results['max_episode_steps']} steps" if results.get("max_episode_steps") else "")
         + ". Normalized score `(R - R_random) / (R_expert - R_random)` with the references below; per-task interval: "
