@@ -69,7 +69,12 @@ def test_the_demo_names_reused_data_collected_otherwise():
     """A reused `collect` directory is named task by task where its recorded action noise or episode count differs
     from what the demo collects; discrete-action tasks never carry noise, a manifest written before the option
     counts as noise 0, and a task not registered here is not judged."""
-    from modeling_gato.cli.demo import DEMO_ACTION_NOISE, DEMO_TASK_EPISODES, collection_differences
+    from modeling_gato.cli.demo import (
+        DEMO_ACTION_NOISE,
+        DEMO_STEPS_AFTER_SUCCESS,
+        DEMO_TASK_EPISODES,
+        collection_differences,
+    )
     from modeling_gato.data.collect import CollectConfig
 
     box = {"type": "Box", "shape": [1], "low": [-3.0], "high": [3.0]}
@@ -81,10 +86,14 @@ def test_the_demo_names_reused_data_collected_otherwise():
         "BabyAI-GoToLocal-v0": {"action_space": discrete, "action_noise": 0.0, "episodes": 40},
         "converted-task": {"action_space": box, "action_noise": 0.3, "episodes": 3},
     }}
-    assert DEMO_ACTION_NOISE == {"mujoco": 0.1} and DEMO_TASK_EPISODES == {"babyai": 1000}
-    demo = CollectConfig(episodes=40, action_noise=DEMO_ACTION_NOISE, task_episodes=DEMO_TASK_EPISODES)
+    assert DEMO_ACTION_NOISE == {"mujoco": 0.1} and DEMO_TASK_EPISODES == {"babyai": 1000, "metaworld": 200}
+    assert DEMO_STEPS_AFTER_SUCCESS == {"metaworld": 20}
+    demo = CollectConfig(episodes=40, action_noise=DEMO_ACTION_NOISE, task_episodes=DEMO_TASK_EPISODES,
+                         steps_after_success=DEMO_STEPS_AFTER_SUCCESS)
     assert collection_differences(manifest, demo) == [
         "InvertedPendulum-v5: collected with action noise 0, the demo collects with 0.1",
+        "metaworld-reach-v3: collected with whole episodes, the demo collects episodes ended 20 steps after success",
+        "metaworld-reach-v3: 40 episodes collected, the demo collects 200",
         "BabyAI-GoToLocal-v0: 40 episodes collected, the demo collects 1000"]
     assert collection_differences(manifest, CollectConfig(episodes=40)) == []
     assert collection_differences(manifest, CollectConfig(episodes=40, action_noise=0.2)) == [

@@ -134,7 +134,9 @@ QUICK_MODEL = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, h
 # Text rows make every token a target, episodes only their actions (1 token in 6 to 44): at equal sample weights text
 # gets most of the gradient. Weighted down, control gets the larger share (the paper's mixture is ~85% control);
 # BabyAI, with one target in ~25 tokens, the fewest targets of the control tasks, is weighted up.
-DEMO_WEIGHTS = {"babyai": 2.0, "text": 0.1, "captions": 0.5, "vqa": 0.25}
+# Meta-World, cut to its ~70 useful steps an episode (below), is weighted up too: 2.5 gives it ~45% of the samples
+# (BabyAI ~37%), and reach went from 7% to 32% of expert with the rest level (docs/demo/metaworld_c200_run).
+DEMO_WEIGHTS = {"babyai": 2.0, "metaworld": 2.5, "text": 0.1, "captions": 0.5, "vqa": 0.25}
 QUICK_TASKS = ["BabyAI-GoToRedBallGrey-v0", "metaworld-reach-v3", "CartPole-v1"]
 # InvertedPendulum's PPO expert holds the pole so still that its clean episodes cover one point of the state space;
 # with noise on its executed actions the same 40 episodes teach recoveries (alone: 3% -> 100% of expert, README).
@@ -145,7 +147,13 @@ DEMO_ACTION_NOISE = {"mujoco": 0.1}
 # at 40 episodes each level has ~230 steps (~6K tokens), which the generalist sees ~200 times over. 1000 episodes
 # (~5.7K steps a level) take seconds to collect; in the generalist BabyAI success went from 60/20/5% to 80/25/15% on 20
 # episodes per level (README, "More BabyAI episodes"; docs/demo/babyai_episodes_run).
-DEMO_TASK_EPISODES = {"babyai": 1000}
+# Meta-World's scripted experts succeed within 30-70 of their 500 steps and then hold still: a one-timestep model fed
+# whole episodes learns the hold (~0 on every action dimension, reach 7%). Its episodes end 20 steps after the env
+# reports success, and 200 of them a task (~14K steps) replace 40 whole ones (20K): on 40 cut episodes the held-out
+# reach loss rose after 300 steps of Meta-World alone (overfitting), on 200 it kept falling
+# (docs/demo/metaworld_cut_run, docs/demo/metaworld_c200_run).
+DEMO_TASK_EPISODES = {"babyai": 1000, "metaworld": 200}
+DEMO_STEPS_AFTER_SUCCESS = {"metaworld": 20}
 
 
 def _episode_cut(steps_after_success: int | None) -> str:
@@ -233,7 +241,9 @@ def run_full_demo(args: argparse.Namespace) -> None:
         seed=args.seed, text_paragraphs=40 if quick else 2000, captions_per_task=8 if quick else 200,
         cache_dir=args.expert_cache, overwrite=True,
         action_noise=DEMO_ACTION_NOISE if args.action_noise is None else args.action_noise,
-        action_epsilon=args.action_epsilon, steps_after_success=args.steps_after_success,
+        action_epsilon=args.action_epsilon,
+        steps_after_success=None if quick else DEMO_STEPS_AFTER_SUCCESS if args.steps_after_success is None
+        else args.steps_after_success,
         task_episodes=None if quick else DEMO_TASK_EPISODES if args.task_episodes is None else args.task_episodes)
     reused = args.data is None and os.path.exists(os.path.join(data_dir, "manifest.json")) and not args.recollect
     if reused:
