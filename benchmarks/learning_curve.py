@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="as `evaluate --history-steps` (default: the model's training short-context window)")
     parser.add_argument("--prompt-tokens", type=int, default=None, help="as `evaluate --prompt-tokens`")
     parser.add_argument("--temperature", type=float, default=1.0, help="as `evaluate --temperature` (0: greedy)")
+    parser.add_argument("--continuous-temperature", type=float, default=None,
+                        help="as `evaluate --continuous-temperature` (default: --temperature)")
+    parser.add_argument("--tasks", nargs="*", default=None, help="as `evaluate --tasks` (default: every task)")
     args = parser.parse_args(argv)
 
     import matplotlib
@@ -77,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             results = evaluate(model, processor, args.data, os.path.join(args.output_dir, f"step-{step}"),
                                episodes=args.episodes, seed=args.seed, env_seed=args.env_seed, num_envs=args.num_envs,
                                baselines=(), offline=False, held_out=training.get("eval_episodes", 1),
-                               temperature=args.temperature, **acting)
+                               temperature=args.temperature, continuous_temperature=args.continuous_temperature,
+                               tasks=args.tasks, **acting)
         summary = results["summary"]
         point = {"step": step, "tokens": step * tokens_per_step, "overall": summary["overall"],
                  "domains": summary["domains"],
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     domains = sorted({d for p in points for d in p["domains"]})
     lines = [f"Closed-loop expert-normalized score against training tokens ({args.episodes} episodes per task and "
              f"checkpoint, seeds {args.seed}-{args.seed + args.episodes - 1}, "
-             f"{actions_phrase(args.temperature)}, history {acting['history_steps']} "
+             f"{actions_phrase(args.temperature, continuous_temperature=args.continuous_temperature)}, history {acting['history_steps']} "
              f"timesteps, prompt tokens {acting['prompt_tokens']}; mean of task scores, IQM [95% CI]).",
              "", "| step | tokens | " + " | ".join(domains) + " | all |", "|---|---|" + "---|" * (len(domains) + 1)]
     for p in points:
