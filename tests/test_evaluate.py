@@ -141,7 +141,7 @@ def test_continuous_temperature_takes_continuous_actions_greedily_and_samples_th
     assert episodes(mixed, reach) == episodes(greedy, reach) != episodes(sampled, reach)
     assert episodes(mixed, babyai) == episodes(results, babyai)
     assert mixed["temperature"] == 1.0 and mixed["continuous_temperature"] == 0
-    assert "model actions sampled at temperature 1, continuous ones greedy" in (tmp_path / "mixed" / "eval_results.md").read_text()
+    assert "model actions sampled at temperature 1 (continuous ones greedy)" in (tmp_path / "mixed" / "eval_results.md").read_text()
     with pytest.raises(ValueError, match="continuous_temperature: expected None"):
         run("bad", [reach], continuous_temperature=-1.0)
 

@@ -176,12 +176,12 @@ def _acting_phrase(results: Mapping[str, Any]) -> str:
 def actions_phrase(temperature: float, actions: str = "actions", continuous_temperature: float | None = None) -> str:
     """How the model chose its actions, for a table's caption: "greedy actions" or "actions sampled at
     temperature 1" (`actions` names them, e.g. "model actions"), then how continuous actions were chosen when
-    `continuous_temperature` differs: "..., continuous ones greedy"."""
+    `continuous_temperature` differs: "... (continuous ones greedy)"."""
     phrase = f"greedy {actions}" if temperature <= 0 else f"{actions} sampled at temperature {temperature:g}"
     if continuous_temperature is None or continuous_temperature == temperature:
         return phrase
-    return phrase + (", continuous ones greedy" if continuous_temperature <= 0
-                     else f", continuous ones sampled at temperature {continuous_temperature:g}")
+    return phrase + (" (continuous ones greedy)" if continuous_temperature <= 0
+                     else f" (continuous ones sampled at temperature {continuous_temperature:g})")
 
 
 def results_table(results: Mapping[str, Any]) -> str:
