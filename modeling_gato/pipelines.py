@@ -33,10 +33,12 @@ Agent pipeline design (`GatoAgentPipeline`, task "gato-agent"):
   so far, and the KV cache) between calls: each call appends one observation and returns one action. It wraps a
   `modeling_gato.agent.GatoAgent`, exposed as `pipe.agent` (e.g. `pipe.agent.cache.get_seq_length()`).
 - Episode settings: `observation_space`, `action_space`, `prompt` (an episode row of the task, the demonstration),
-  `prompt_tokens`, `context_length`, `temperature` (0 = greedy, the default), `seed`. Give them to `pipeline(...)`
-  (defaults for every episode), to `pipe.reset(...)` (this episode and the next ones), or to the first call of an
-  episode. Calls later in the episode may repeat the same settings (handy in a loop); different ones raise a
-  `ValueError` rather than silently dropping the context: call `pipe.reset(...)` to start a new episode.
+  `prompt_tokens`, `context_length`, `temperature` (0 = greedy, the default), `continuous_temperature` (that of
+  `Box` action tokens when it differs from `temperature`; None = `temperature`), `history_steps` (at most this many
+  timesteps of the episode in view, the current one included; None = as many as fit), `seed`. Give them to
+  `pipeline(...)` (defaults for every episode), to `pipe.reset(...)` (this episode and the next ones), or to the
+  first call of an episode. Calls later in the episode may repeat the same settings (handy in a loop); different
+  ones raise a `ValueError` rather than silently dropping the context: call `pipe.reset(...)` to start a new episode.
 - `pipe.reset(seed=None, **settings)` starts a new episode (the context goes back to the prompt).
 - Input: a raw gymnasium observation (needs `observation_space`) or, without `observation_space`, a dict of
   observation columns (`continuous_observations`, `discrete_observations`, `image_observations`,
@@ -71,9 +73,10 @@ AGENT_TASK = "gato-agent"
 IMAGE_TO_TEXT_TASK = "gato-image-to-text"
 
 EPISODE_SETTINGS = ("observation_space", "action_space", "prompt", "prompt_tokens", "context_length", "temperature",
-                    "seed")
+                    "continuous_temperature", "history_steps", "seed")
 _AGENT_DEFAULTS = {"observation_space": None, "action_space": None, "prompt": None, "prompt_tokens": None,
-                   "context_length": None, "temperature": 0.0, "seed": 0}
+                   "context_length": None, "temperature": 0.0, "continuous_temperature": None, "history_steps": None,
+                   "seed": 0}
 _NOT_GIVEN = object()
 
 
@@ -123,7 +126,8 @@ class GatoAgentPipeline(Pipeline):
                 self.model, self.processor, settings["observation_space"], settings["action_space"],
                 prompt=settings["prompt"], prompt_tokens=settings["prompt_tokens"],
                 context_length=settings["context_length"], temperature=settings["temperature"], seed=settings["seed"],
-                use_cache=True,
+                use_cache=True, history_steps=settings["history_steps"],
+                continuous_temperature=settings["continuous_temperature"],
             )
             self._settings = settings
             return self.agent

@@ -158,6 +158,22 @@ def test_agent_pipeline_settings_from_reset_and_columns_input(saved):
     first = [agent_pipe({"continuous_observations": [0.5, 0.5]}).tolist() for _ in range(3)]
     agent_pipe.reset(seed=3)
     assert [agent_pipe({"continuous_observations": [0.5, 0.5]}).tolist() for _ in range(3)] == first
+    # continuous_temperature and history_steps reach the agent: the same tokens as a GatoAgent built with them
+    # (Box actions greedy while the temperature is 1; only the latest timestep in view from the second step on)
+    agent_pipe.reset(temperature=1.0, continuous_temperature=0.0, history_steps=1, seed=5)
+    direct = GatoAgent(model, processor, None, action_space, temperature=1.0, continuous_temperature=0.0,
+                       history_steps=1, seed=5)
+    greedy = GatoAgent(model, processor, None, action_space, history_steps=1)
+    windowed = []
+    for step in range(3):
+        columns = {"continuous_observations": np.full(3, 0.2 * step, np.float32)}
+        tokens = agent_pipe(columns, return_tokens=True)["action_tokens"]
+        assert tokens.tolist() == direct.act_tokens(columns).tolist() == greedy.act_tokens(columns).tolist()
+        windowed.append(agent_pipe.agent.cache.get_seq_length())
+    assert agent_pipe.agent.history_steps == 1 and windowed[2] == windowed[1]  # the window keeps one timestep
+    with pytest.raises(ValueError, match="history_steps"):
+        agent_pipe({"continuous_observations": [0.5]}, history_steps=2)
+    agent_pipe.reset(continuous_temperature=None, history_steps=None)
     with pytest.raises(ValueError, match="observation columns"):
         agent_pipe(np.zeros(3))
     with pytest.raises(TypeError, match="unexpected"):
