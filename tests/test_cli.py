@@ -87,12 +87,12 @@ def test_the_demo_names_reused_data_collected_otherwise():
         "converted-task": {"action_space": box, "action_noise": 0.3, "episodes": 3},
     }}
     assert DEMO_ACTION_NOISE == {"mujoco": 0.1} and DEMO_TASK_EPISODES == {"babyai": 1000, "metaworld": 200}
-    assert DEMO_STEPS_AFTER_SUCCESS == {"metaworld": 20}
+    assert DEMO_STEPS_AFTER_SUCCESS == {"metaworld": 60}
     demo = CollectConfig(episodes=40, action_noise=DEMO_ACTION_NOISE, task_episodes=DEMO_TASK_EPISODES,
                          steps_after_success=DEMO_STEPS_AFTER_SUCCESS)
     assert collection_differences(manifest, demo) == [
         "InvertedPendulum-v5: collected with action noise 0, the demo collects with 0.1",
-        "metaworld-reach-v3: collected with whole episodes, the demo collects episodes ended 20 steps after success",
+        "metaworld-reach-v3: collected with whole episodes, the demo collects episodes ended 60 steps after success",
         "metaworld-reach-v3: 40 episodes collected, the demo collects 200",
         "BabyAI-GoToLocal-v0: 40 episodes collected, the demo collects 1000"]
     assert collection_differences(manifest, CollectConfig(episodes=40)) == []

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="collect's --action-epsilon for the demo's data (default 0: none)")
     demo.add_argument("--steps-after-success", type=_steps_after_success, default=None,
                       help="collect's --steps-after-success for the demo's data (default: the demo's, "
-                      "'{\"metaworld\": 20}'; '{}' for whole episodes)")
+                      "'{\"metaworld\": 60}'; '{}' for whole episodes)")
     demo.add_argument("--task-episodes", type=_task_episodes, default=None,
                       help="collect's --task-episodes for the demo's data (default: the demo's, "
                       "'{\"babyai\": 1000, \"metaworld\": 200}'; '{}' for --episodes everywhere)")

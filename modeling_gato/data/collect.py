@@ -705,7 +705,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "JSON task/domain -> number, e.g. '{\"babyai\": 0.3}' (default 0: none)")
     parser.add_argument("--steps-after-success", type=steps_after_success_argument, default=None,
                         help="end each recorded expert episode this many steps after its first successful step: a "
-                        "number, or JSON task/domain -> number, e.g. '{\"metaworld\": 20}' (Meta-World's experts "
+                        "number, or JSON task/domain -> number, e.g. '{\"metaworld\": 60}' (Meta-World's experts "
                         "succeed within ~70 of its 500 steps, then hold still; default: whole episodes). The expert "
                         "reference stays the whole episodes'")
     parser.add_argument("--overwrite", action="store_true", help="replace --output-dir when it exists")
