@@ -151,7 +151,8 @@ DEMO_ACTION_NOISE = {"mujoco": 0.1}
 # whole episodes learns the hold (~0 on every action dimension, reach 7%). 200 episodes a task replace 40 whole ones:
 # on 40 cut episodes the held-out reach loss rose after 300 steps of Meta-World alone (overfitting), on 200 it kept
 # falling. Each ends 60 steps after the env reports success: with 20, the generalist reached the goal and drifted
-# off it (reach 21%, 3 of 5 successes); with 60, it stays (69%, 5 of 5; a second seed: 9%) (docs/demo/metaworld_cut_run,
+# off it (reach 21%, 3 of 5 successes); with 60, training seed 1 stays on it (69%, 5 of 5) but seed 2 scores 9%, so
+# the gain is one seed against one; 1-NN on the same data gains too (docs/demo/metaworld_cut_run,
 # docs/demo/metaworld_c200_run, docs/demo/metaworld_hold_run).
 DEMO_TASK_EPISODES = {"babyai": 1000, "metaworld": 200}
 DEMO_STEPS_AFTER_SUCCESS = {"metaworld": 60}
