@@ -174,3 +174,35 @@ def test_cartpole_one_nn_is_far_above_random(tmp_path):
               for i in range(5)]
     env.close()
     assert np.mean(nearest) >= 250 and np.mean(nearest) > 5 * np.mean(random), (nearest, random)
+
+
+def test_quantized_nearest_neighbour_sees_the_models_bins():
+    # benchmarks/nearest_ablations.py: 1-NN on the bins the model reads. Training value A lies just below the lower
+    # edge of bin 820 (mu-law space), B inside it; the query sits just above the edge. On raw values the query is
+    # nearest to A (0.002 against B's 0.004 away); quantized, the query and B read the same bin (distance 0).
+    import importlib.util
+
+    from modeling_gato.processing_gato import GatoDiscretizer
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "nearest_ablations.py")
+    spec = importlib.util.spec_from_file_location("nearest_ablations", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    discretizer = GatoDiscretizer()
+    edge = float(discretizer.inverse_mu_law(-1 + 2 * 820 / 1024))  # 4.476: bin 820 is [4.476, 4.566)
+    a, b, query = edge - 0.001, edge + 0.005, edge + 0.001
+    assert discretizer.encode(a) == 32819 and discretizer.encode(b) == discretizer.encode(query) == 32820
+    rows = [{"continuous_observations": [[a], [b], [-1.0]], "continuous_actions": [[-1.0], [1.0], [0.0]]}]
+    quantized = module.quantized_rows(rows, discretizer)
+    np.testing.assert_allclose(np.asarray(quantized[0]["continuous_observations"])[:, 0],
+                               discretizer.decode(discretizer.encode([a, b, -1.0])))
+    assert quantized[0]["continuous_actions"] == rows[0]["continuous_actions"]  # actions are not touched
+    observation_space = spaces.Box(-np.inf, np.inf, (1,), np.float64)
+    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+    raw = NearestNeighbourPolicy.from_episodes(rows, observation_space, action_space)
+    raw(np.array([query]))
+    assert raw.last_index == 0
+    seen = module.QuantizedNearestNeighbourPolicy(NearestNeighbourIndex.from_episodes(quantized), observation_space,
+                                                 action_space, discretizer)
+    np.testing.assert_array_equal(seen(np.array([query])), np.array([1.0], np.float32))
+    assert seen.last_index == 1

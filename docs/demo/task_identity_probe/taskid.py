@@ -8,6 +8,10 @@ observation token, its task's index. Not a package option: measured, not adopted
 
     python taskid.py build DATA OUT                 # OUT: DATA's Meta-World tasks, each timestep with its index
     python taskid.py eval MODEL DATA OUT [--ids]    # 10 episodes a task, seeds 1000-1009, goal set 1, model only, greedy
+
+At the demo's scale (../task_index_run): `build DATA OUT --all` keeps every other task and the text, caption and VQA
+data as they are (linked, not copied); `eval ... --all --episodes 5 --env-seed 2 --temperature 1` plays every task of
+DATA as the demo's table does (seeds 1000-1004, goal set 2, actions sampled), model only.
 """
 
 import json
@@ -18,15 +22,25 @@ import sys
 TASKS = ["metaworld-reach-v3", "metaworld-push-v3", "metaworld-pick-place-v3"]
 
 
-def build(source: str, output: str) -> None:
-    """A data directory with `source`'s Meta-World episodes, each timestep with `discrete_observations = [index]`."""
+def build(source: str, output: str, keep_all: bool = False) -> None:
+    """A data directory with `source`'s Meta-World episodes, each timestep with `discrete_observations = [index]`;
+    with `keep_all`, `source`'s other tasks and its text / caption / VQA data too (symbolic links)."""
     from datasets import load_from_disk
 
     with open(os.path.join(source, "manifest.json")) as f:
         manifest = json.load(f)
-    manifest["tasks"] = {task: manifest["tasks"][task] for task in TASKS}
-    for kind in ("text", "captions", "vqa"):
-        manifest.pop(kind, None)
+    if keep_all:
+        os.makedirs(os.path.join(output, "episodes"), exist_ok=True)
+        for task in manifest["tasks"]:
+            if task not in TASKS:
+                os.symlink(os.path.abspath(os.path.join(source, "episodes", task)), os.path.join(output, "episodes", task))
+        for name in os.listdir(source):
+            if name not in ("episodes", "manifest.json", "scores.json", "README.md"):
+                os.symlink(os.path.abspath(os.path.join(source, name)), os.path.join(output, name))
+    else:
+        manifest["tasks"] = {task: manifest["tasks"][task] for task in TASKS}
+        for kind in ("text", "captions", "vqa"):
+            manifest.pop(kind, None)
     for index, task in enumerate(TASKS):
         episodes = load_from_disk(os.path.join(source, "episodes", task))
         episodes = episodes.map(lambda row, i=index: {"discrete_observations": [[i]] * len(row["rewards"])})
@@ -64,7 +78,8 @@ def give_environments_their_index() -> None:
     rollouts.make_env = make_indexed_env
 
 
-def evaluate(model_dir: str, data: str, output: str, indexed: bool) -> None:
+def evaluate(model_dir: str, data: str, output: str, indexed: bool, all_tasks: bool = False, episodes: int = 10,
+             env_seed: int = 1, temperature: float = 0.0) -> None:
     if indexed:
         give_environments_their_index()
     from modeling_gato import GatoForCausalModeling, GatoProcessor
@@ -72,14 +87,21 @@ def evaluate(model_dir: str, data: str, output: str, indexed: bool) -> None:
 
     model = GatoForCausalModeling.from_pretrained(model_dir).eval()
     processor = GatoProcessor.from_pretrained(model_dir)
-    run(model, processor, data, output, model_dir=model_dir, tasks=TASKS, episodes=10, num_envs=10, seed=1000,
-        env_seed=1, baselines=(), offline=False, progress=False, temperature=0)  # greedy, as measured
+    run(model, processor, data, output, model_dir=model_dir, tasks=None if all_tasks else TASKS, episodes=episodes,
+        num_envs=min(episodes, 10), seed=1000, env_seed=env_seed, baselines=(), offline=False, progress=False,
+        temperature=temperature)  # the probe's defaults: greedy, 10 episodes, goal set 1
     with open(os.path.join(output, "eval_results.md")) as f:
         print(f.read())
 
 
+def _option(name: str, default: str) -> str:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "build":
-        build(sys.argv[2], sys.argv[3])
+        build(sys.argv[2], sys.argv[3], keep_all="--all" in sys.argv)
     else:
-        evaluate(sys.argv[2], sys.argv[3], sys.argv[4], "--ids" in sys.argv)
+        evaluate(sys.argv[2], sys.argv[3], sys.argv[4], "--ids" in sys.argv, all_tasks="--all" in sys.argv,
+                 episodes=int(_option("--episodes", "10")), env_seed=int(_option("--env-seed", "1")),
+                 temperature=float(_option("--temperature", "0")))
