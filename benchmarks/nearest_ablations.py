@@ -2,7 +2,7 @@
 without the task's identity.
 
 The model reads each continuous observation value as one of 1,024 bins after mu-law (SPEC: `mu = 100`, `M = 256`).
-Meta-World positions sit in a narrow band of that scale (the y coordinates, 0.4-0.9 m, span about 40 bins, 7-18 mm
+Meta-World positions sit in a narrow band of that scale (the y coordinates, 0.4-0.9 m, span about 40 bins, 8-18 mm
 each), so one may suspect the bins, not the learner, of the model's failures on the object tasks. This plays the
 1-nearest-neighbour baseline (`acting.baselines`, the one `evaluate --baselines nearest` plays) twice on the same
 episode seeds: on the raw training observations, and with every training and query observation replaced by its
