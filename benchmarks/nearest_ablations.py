@@ -34,7 +34,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from modeling_gato.acting.baselines import NearestNeighbourIndex, NearestNeighbourPolicy  # noqa: E402
+from modeling_gato.acting.baselines import (  # noqa: E402
+    NearestNeighbourIndex,
+    NearestNeighbourPolicy,
+    nearest_neighbour_factory,
+)
 from modeling_gato.processing_gato import GatoDiscretizer  # noqa: E402
 
 META_WORLD = ("metaworld-reach-v3", "metaworld-push-v3", "metaworld-pick-place-v3")
@@ -63,18 +67,15 @@ class QuantizedNearestNeighbourPolicy(NearestNeighbourPolicy):
         return super().__call__(quantize(observation, self.discretizer))
 
 
-def play(task: str, rows: list[dict[str, Any]], quantized: bool, seeds: list[int], env_seed: int, num_envs: int,
-         discretizer: GatoDiscretizer) -> list[dict[str, Any]]:
-    from modeling_gato.acting.rollouts import run_episodes
+def quantized_factory(rows: list[dict[str, Any]], discretizer: GatoDiscretizer):
+    """`factory(env) -> QuantizedNearestNeighbourPolicy` on `rows` quantized; the index is built once, here (the
+    quantized twin of `acting.baselines.nearest_neighbour_factory`)."""
+    index = NearestNeighbourIndex.from_episodes(quantized_rows(rows, discretizer))
 
-    if quantized:
-        index = NearestNeighbourIndex.from_episodes(quantized_rows(rows, discretizer))
-        factory = lambda env: QuantizedNearestNeighbourPolicy(index, env.observation_space,  # noqa: E731
-                                                              env.action_space, discretizer)
-    else:
-        index = NearestNeighbourIndex.from_episodes(rows)
-        factory = lambda env: NearestNeighbourPolicy(index, env.observation_space, env.action_space)  # noqa: E731
-    return run_episodes(task, factory, seeds, num_envs=num_envs, env_seed=env_seed, progress=False)
+    def factory(env) -> QuantizedNearestNeighbourPolicy:
+        return QuantizedNearestNeighbourPolicy(index, env.observation_space, env.action_space, discretizer)
+
+    return factory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from datasets import load_from_disk
 
+    from modeling_gato.acting.rollouts import run_episodes
     from modeling_gato.data.sequences import training_episode_count
     from modeling_gato.evaluation.evaluate import policy_entry, reference_of
 
@@ -106,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     for task in args.tasks:
         dataset = load_from_disk(os.path.join(args.data, "episodes", task))
         dataset = dataset.select(range(training_episode_count(len(dataset), args.held_out)))
-        training[task] = [dataset[i] for i in range(len(dataset))]
-    pooled = [row for task in args.tasks for row in training[task]]
+        training[task] = dataset.to_list()
+    pooled = nearest_neighbour_factory([row for task in args.tasks for row in training[task]])  # built once
     described = {"raw": "the task's episodes", "quantized": "the task's episodes, quantized",
                  "pooled": f"all {len(args.tasks)} tasks' episodes"}
     for task in args.tasks:
@@ -117,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         reference = reference_of(task, scores)
         results["tasks"][task] = {"quantization_error_mean": float(error.mean()),
                                   "quantization_error_max": float(error.max())}
-        for variant in ("raw", "quantized", "pooled"):
-            played = play(task, pooled if variant == "pooled" else rows, variant == "quantized", seeds, args.env_seed,
-                          args.num_envs, discretizer)
+        factories = {"raw": nearest_neighbour_factory(rows), "quantized": quantized_factory(rows, discretizer),
+                     "pooled": pooled}
+        for variant, factory in factories.items():
+            played = run_episodes(task, factory, seeds, num_envs=args.num_envs, env_seed=args.env_seed, progress=False)
             entry = policy_entry(task, played, reference)
             results["tasks"][task][variant] = {k: entry[k] for k in ("success_rate", "mean_return", "normalized_score",
                                                                      "normalized_ci", "episode_scores")}
