@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from modeling_gato.training.precision import bf16_autocast_speedup, describe_speedup, prefer_bf16
 from modeling_gato.training.train import paper_schedule
 
 FAST = ["--variant", "tiny", "--context-length", "128", "--batch-size", "2", "--warmup-steps", "2",
@@ -236,3 +237,17 @@ def test_policy_metrics_score_the_windows_the_agent_acts_on(processor):
     # the prompt's actions condition, they are not scored: as many scored tokens with the prompt as without
     assert training.policy_metrics(model, collator, after, ranges)["tokens"] == training.policy_metrics(
         model, collator, steps, ranges)["tokens"] == 18  # 9 timesteps of 2 action tokens
+
+
+def test_bf16_is_chosen_only_where_it_measured_faster():
+    # The choice is the measured ratio against a fixed margin: a machine where bf16 is 1.2x faster takes it, one where
+    # it runs about as fast or 40x slower (AVX2 only, measured 2026-12-03) keeps float32.
+    assert prefer_bf16(1.2) and prefer_bf16(1.1)
+    assert not prefer_bf16(1.09) and not prefer_bf16(1.0) and not prefer_bf16(1 / 42)
+    assert describe_speedup(2.0) == "2.0x faster" and describe_speedup(0.25) == "4.0x slower"
+    with pytest.raises(ValueError, match="positive ratio"):
+        prefer_bf16(0.0)
+    speedup = bf16_autocast_speedup(hidden_size=16, tokens=8, repeats=1)  # the real measurement, tiny
+    assert math.isfinite(speedup) and speedup > 0
+    with pytest.raises(ValueError, match="hidden_size, tokens and repeats"):
+        bf16_autocast_speedup(hidden_size=0)

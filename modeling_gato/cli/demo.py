@@ -262,8 +262,12 @@ def run_full_demo(args: argparse.Namespace) -> None:
 
     # 2. training, sized to the time budget
     context = 128 if quick else 1024
+    # bf16 autocast where this machine runs it faster (1.2-2.5x on CPUs with native bf16), float32 where it does not
+    # (a CPU with AVX2 only ran the demo's training step 18x slower in bf16): measured, `training.precision`.
+    bf16, precision_note = (False, "float32 (--quick)") if quick else _measured_precision(DEMO_MODEL["hidden_size"])
+    print(f"      precision: {precision_note}")
     # The small-budget recipe (TrainConfig's defaults: value-aware continuous embeddings, learning rate 1e-3 after a
-    # short warm-up) with bf16 autocast and control weighted over text, and 90% of the episode samples packed from
+    # short warm-up) with bf16 autocast where it pays and control weighted over text, and 90% of the episode samples packed from
     # one-timestep windows, the way the agent acts (TrainConfig's default: half, of 1-4 timesteps). In the 60-minute
     # generalist that reached CartPole 96-100% (default 77%), InvertedPendulum 100% on noisy data and, with 1000
     # BabyAI episodes a level, 3 tasks of 8 at >= 50% of expert (README, "The demo's recipe").
@@ -271,7 +275,7 @@ def run_full_demo(args: argparse.Namespace) -> None:
         data=[data_dir], output_dir=os.path.join(out, "model"), variant="tiny",
         model_overrides={**(QUICK_MODEL if quick else DEMO_MODEL), "max_position_embeddings": context},
         context_length=context, batch_size=2 if quick else 4, warmup_steps=2 if quick else 50,
-        eval_episodes=1, eval_samples_per_task=2 if quick else 8, bf16=not quick,
+        eval_episodes=1, eval_samples_per_task=2 if quick else 8, bf16=bf16,
         logging_steps=2 if quick else 20, save_total_limit=1 if quick else 4, seed=args.seed,
         weights={**DEMO_WEIGHTS, **_weights(args)}, short_context_probability=0.9, short_context_timesteps=1,
     )
@@ -369,6 +373,21 @@ def learning_curve(history: list[dict], manifest: dict, config, path: str) -> li
 
 def _weights(args) -> dict:
     return json.loads(args.weights) if args.weights else {}
+
+
+def _measured_precision(hidden_size: int) -> tuple[bool, str]:
+    """(bf16 autocast?, why) on the device Trainer will train on."""
+    import torch
+
+    from ..training.precision import bf16_autocast_speedup, describe_speedup, prefer_bf16
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_bf16_supported():
+        return False, "float32 (this GPU has no bf16)"
+    speedup = bf16_autocast_speedup(hidden_size, device=device)
+    bf16 = prefer_bf16(speedup)
+    return bf16, (f"{'bf16 autocast' if bf16 else 'float32'} (bf16 autocast measured {describe_speedup(speedup)} "
+                  f"than float32 on this {device.upper()})")
 
 
 def _describe(config) -> str:

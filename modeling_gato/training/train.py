@@ -627,6 +627,16 @@ def build_model(config: TrainConfig) -> GatoForCausalModeling:
     return GatoForCausalModeling(model_config)
 
 
+def _warn_if_bf16_is_slow(hidden_size: int) -> None:
+    """bf16 was asked for on the CPU: say so when this CPU runs it slower than float32 (no native bf16)."""
+    from .precision import bf16_autocast_speedup, describe_speedup
+
+    speedup = bf16_autocast_speedup(hidden_size)
+    if speedup < 1:
+        print(f"warning: --bf16 on this CPU: bf16 autocast measured {describe_speedup(speedup)} than float32 here "
+              "(no native bf16 matrix products); --no-bf16 trains in float32.")
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run training; returns a summary (steps, losses, output directory)."""
     config.check()
@@ -655,6 +665,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 ranges = action_slot_ranges(action_spaces[name], processor) or _inferred_ranges(samples, processor)
                 policy_sets[name] = (policy_samples(processor, rows, config, samples), ranges)
     use_cpu = not torch.cuda.is_available()
+    if config.bf16 and use_cpu:
+        _warn_if_bf16_is_slow(model.config.hidden_size)
     args = TrainingArguments(**_supported_arguments(
         output_dir=config.output_dir,
         max_steps=config.max_steps,
