@@ -194,8 +194,11 @@ def collection_differences(manifest: dict, config) -> list[str]:
     return lines
 
 
-def _calibrate_step_seconds(config, processor, data_dir: str, steps: int = 3) -> float:
-    """Seconds per optimizer step of this model and batch on this machine (a few real steps)."""
+def _calibrate_step_seconds(config, processor, data_dir: str, steps: int = 8) -> float:
+    """Seconds per optimizer step of this model and batch on this machine: the median of a few real steps after one
+    warm-up. Steps vary with the batch's content (1.7-3.8 s on a 2-core AVX2 CPU, float32, 2026-12-03), so 8, not
+    3: one 3-step calibration there measured 4.9 s (fresh ones 2.7-3.0 s; the outlier's cause not found) where
+    training then ran 2.9 s a step and used 24 of its 45 minutes."""
     from ..data.collator import GatoDataCollator
     from ..data.sequences import GatoSequenceBuilder
     from ..training.train import build_model, split_sources
