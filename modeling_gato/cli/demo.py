@@ -270,8 +270,8 @@ def run_full_demo(args: argparse.Namespace) -> None:
     bf16, precision_note = (False, "float32 (--quick)") if quick else _measured_precision(DEMO_MODEL["hidden_size"])
     print(f"      precision: {precision_note}")
     # The small-budget recipe (TrainConfig's defaults: value-aware continuous embeddings, learning rate 1e-3 after a
-    # short warm-up) with bf16 autocast where it pays and control weighted over text, and 90% of the episode samples packed from
-    # one-timestep windows, the way the agent acts (TrainConfig's default: half, of 1-4 timesteps). In the 60-minute
+    # short warm-up) with bf16 autocast where it pays and control weighted over text, and 90% of the episode samples
+    # packed from one-timestep windows, the way the agent acts (TrainConfig's default: half, of 1-4 timesteps). In the 60-minute
     # generalist that reached CartPole 96-100% (default 77%), InvertedPendulum 100% on noisy data and, with 1000
     # BabyAI episodes a level, 3 tasks of 8 at >= 50% of expert (README, "The demo's recipe").
     config = TrainConfig(
