@@ -271,9 +271,9 @@ def run_full_demo(args: argparse.Namespace) -> None:
     print(f"      precision: {precision_note}")
     # The small-budget recipe (TrainConfig's defaults: value-aware continuous embeddings, learning rate 1e-3 after a
     # short warm-up) with bf16 autocast where it pays and control weighted over text, and 90% of the episode samples
-    # packed from one-timestep windows, the way the agent acts (TrainConfig's default: half, of 1-4 timesteps). In the 60-minute
-    # generalist that reached CartPole 96-100% (default 77%), InvertedPendulum 100% on noisy data and, with 1000
-    # BabyAI episodes a level, 3 tasks of 8 at >= 50% of expert (README, "The demo's recipe").
+    # packed from one-timestep windows, the way the agent acts (TrainConfig's default: half, of 1-4 timesteps). In the
+    # 60-minute generalist that reached CartPole 96-100% (default 77%), InvertedPendulum 100% on noisy data and, with
+    # 1000 BabyAI episodes a level, 3 tasks of 8 at >= 50% of expert (README, "The demo's recipe").
     config = TrainConfig(
         data=[data_dir], output_dir=os.path.join(out, "model"), variant="tiny",
         model_overrides={**(QUICK_MODEL if quick else DEMO_MODEL), "max_position_embeddings": context},
