@@ -279,7 +279,7 @@ class GatoEmbeddings(nn.Module):
             _check_shape("image_patches", image_patches, batch_seq)
             patch_mask = patch_mask.bool()
             patches = image_patches[patch_mask].to(embeds.dtype)  # (num_patches, C, p, p)
-            patch_embeds = self.patch_embedding(patches)  # (num_patches, hidden)
+            patch_embeds = self.embed_patches(patches)  # (num_patches, hidden)
             if patch_intervals is None:
                 raise ValueError("patch_intervals is required with image_patches: (batch, seq, 4) normalized intervals.")
             _check_shape("patch_intervals", patch_intervals, batch_seq)
@@ -315,6 +315,23 @@ class GatoEmbeddings(nn.Module):
         return self.dropout(embeds)
 
 
+    def embed_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        """`(num_patches, C, p, p)` -> `(num_patches, hidden)`: the patch embedding of each distinct patch, once.
+
+        The ResNet block sees one patch at a time (GroupNorm normalizes each patch alone), so a patch's embedding
+        depends on its pixels only, and repeated patches can share one computation; their gradients add up in the
+        gather's backward, as they would have in the convolutions'. BabyAI views repeat most of theirs (walls, floor,
+        unseen cells: ~85% of a training batch's patches are repeats), which made the convolutions a quarter of a
+        training step on a CPU.
+        """
+        if patches.shape[0] < 2 or torch.compiler.is_compiling():
+            return self.patch_embedding(patches)
+        distinct, inverse = torch.unique(patches.flatten(1), dim=0, return_inverse=True)
+        if distinct.shape[0] == patches.shape[0]:
+            return self.patch_embedding(patches)
+        return self.patch_embedding(distinct.view(-1, *patches.shape[1:]))[inverse]
+
+
 def _check_shape(name: str, tensor: torch.Tensor, batch_seq: torch.Size) -> None:
     if tuple(tensor.shape[:2]) != tuple(batch_seq):
         raise ValueError(
@@ -346,6 +363,75 @@ def eager_attention_forward(
     return output, weights
 
 
+# Band widths tried for packed rows, smallest first: a row whose every token sees only tokens of its own and the previous
+# `width`-token chunk attends over 2 * width keys instead of the whole sequence.
+_BAND_WIDTHS = (32, 64, 128, 256)
+
+
+def attention_bands(mask: torch.Tensor | None, seq: int) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+    """Which rows of a 4-D boolean mask can attend within bands: `(band_rows, full_rows, width)`, or None.
+
+    Packed rows (the sequence builder's short-context samples: independent windows of a few dozen tokens, each seeing
+    only itself) make a block-diagonal mask. Full attention over such a row computes `seq x seq` scores to keep a few
+    percent of them. A row qualifies for width `w` (a divisor of `seq`, at most `seq / 4`) when every query in chunk
+    `i` (tokens `[i w, (i + 1) w)`) sees at least one key and only keys in chunks `i - 1` and `i`; its attention is
+    then exact over those `2 w` keys. Rows that never qualify (text, full-context episodes) keep full attention.
+    Only for a mask over this call's tokens alone (no cached past) and without attention weights to return.
+    """
+    if (not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 4 or mask.shape[1] != 1
+            or tuple(mask.shape[-2:]) != (seq, seq) or torch.compiler.is_compiling()):
+        return None
+    sees = mask[:, 0].to(torch.uint8)  # (batch, query, key)
+    has_key = sees.amax(-1).bool()
+    first = sees.argmax(-1)  # first key each query sees
+    last = seq - 1 - sees.flip(-1).argmax(-1)  # last one
+    positions = torch.arange(seq, device=mask.device)
+    width_of_row = torch.zeros(mask.shape[0], dtype=torch.long, device=mask.device)
+    for width in reversed(_BAND_WIDTHS):  # the smallest width that fits wins
+        if seq % width or 4 * width > seq:
+            continue
+        start = positions // width * width
+        fits = (has_key & (first >= start - width) & (last < start + width)).all(-1)
+        width_of_row = torch.where(fits, width, width_of_row)
+    banded = width_of_row > 0
+    if not bool(banded.any()):
+        return None
+    return banded.nonzero()[:, 0], (~banded).nonzero()[:, 0], int(width_of_row.max())
+
+
+def banded_attention(interface: Callable, module: nn.Module, query: torch.Tensor, key: torch.Tensor,
+                     value: torch.Tensor, mask: torch.Tensor, bands: tuple[torch.Tensor, torch.Tensor, int], **kwargs):
+    """The attention of `interface` over `(batch, heads, seq, head_dim)` inputs and a 4-D boolean `mask`, with the rows
+    `attention_bands` found computed chunk by chunk: chunk `i`'s queries against the keys of chunks `i - 1` and `i`
+    (the mask's two blocks; the first chunk's missing predecessor is masked out). Equal to the full computation:
+    every key left out is one the mask hides. Returns `(batch, seq, heads, head_dim)` like the interface, no weights."""
+    band_rows, full_rows, width = bands
+    batch, heads, seq, dim = query.shape
+    rows, chunks = band_rows.numel(), seq // width
+
+    def split(x: torch.Tensor) -> torch.Tensor:  # (rows, heads, seq, dim) -> (rows, heads, chunks, width, dim)
+        return x[band_rows].reshape(rows, heads, chunks, width, dim)
+
+    def with_previous(x: torch.Tensor) -> torch.Tensor:  # -> (rows * chunks, heads, 2 * width, dim)
+        previous = F.pad(x, (0, 0, 0, 0, 1, 0))[:, :, :-1]
+        return torch.cat([previous, x], dim=3).transpose(1, 2).reshape(rows * chunks, heads, 2 * width, dim)
+
+    blocks = mask[band_rows, 0].view(rows, chunks, width, chunks, width)
+    own = torch.diagonal(blocks, dim1=1, dim2=3).permute(0, 3, 1, 2)  # (rows, chunks, width, width)
+    previous = torch.diagonal(blocks, offset=-1, dim1=1, dim2=3).permute(0, 3, 1, 2)  # chunk i + 1's view of i
+    previous = F.pad(previous, (0, 0, 0, 0, 1, 0))  # the first chunk has none
+    band_mask = torch.cat([previous, own], dim=-1).reshape(rows * chunks, 1, width, 2 * width)
+    band_query = split(query).transpose(1, 2).reshape(rows * chunks, heads, width, dim)
+    output, _ = interface(module, band_query, with_previous(split(key)), with_previous(split(value)), band_mask,
+                          **kwargs)
+    output = output.reshape(rows, seq, heads, dim)
+    if full_rows.numel() == 0:
+        return output
+    full, _ = interface(module, query[full_rows], key[full_rows], value[full_rows], mask[full_rows], **kwargs)
+    combined = output.new_zeros(batch, seq, heads, dim).index_copy(0, band_rows, output)
+    return combined.index_copy(0, full_rows, full.to(output.dtype))
+
+
 class GatoAttention(nn.Module):
     """Causal multi-head self-attention; the kernel comes from `config._attn_implementation` (sdpa, eager, ...)."""
 
@@ -369,6 +455,7 @@ class GatoAttention(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         cache: Cache | None = None,
+        bands: tuple[torch.Tensor, torch.Tensor, int] | None = None,
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, seq, _ = hidden_states.shape
@@ -382,15 +469,13 @@ class GatoAttention(nn.Module):
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
+        dropout = self.config.attention_dropout if self.training else 0.0
+        if bands is not None:
+            output = banded_attention(attention_interface, self, query, key, value, attention_mask, bands,
+                                      dropout=dropout, scaling=self.scaling, **kwargs)
+            return self.o_proj(output.reshape(batch, seq, -1)), None
         output, weights = attention_interface(
-            self,
-            query,
-            key,
-            value,
-            attention_mask,
-            dropout=self.config.attention_dropout if self.training else 0.0,
-            scaling=self.scaling,
-            **kwargs,
+            self, query, key, value, attention_mask, dropout=dropout, scaling=self.scaling, **kwargs
         )
         output = output.reshape(batch, seq, -1).contiguous()
         return self.o_proj(output), weights
@@ -435,9 +520,12 @@ class GatoDecoderLayer(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         cache: Cache | None = None,
+        bands: tuple[torch.Tensor, torch.Tensor, int] | None = None,
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attn_out, attn_weights = self.self_attn(self.input_layernorm(hidden_states), attention_mask, cache, **kwargs)
+        attn_out, attn_weights = self.self_attn(
+            self.input_layernorm(hidden_states), attention_mask, cache, bands=bands, **kwargs
+        )
         hidden_states = hidden_states + self.dropout(attn_out)
         hidden_states = hidden_states + self.dropout(self.mlp(self.post_attention_layernorm(hidden_states)))
         return hidden_states, attn_weights
@@ -580,12 +668,14 @@ class GatoModel(GatoPreTrainedModel):
             **{_MASK_CACHE_ARG: cache},
         )
 
+        # Packed rows of short windows attend within bands (exact, a fraction of the work): `attention_bands`.
+        bands = None if output_attentions or past else attention_bands(mask, seq)
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layers:
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
-            hidden_states, weights = layer(hidden_states, mask, cache, **kwargs)
+            hidden_states, weights = layer(hidden_states, mask, cache, bands=bands, **kwargs)
             if output_attentions:
                 all_attentions += (weights,)
         hidden_states = self.norm(hidden_states)

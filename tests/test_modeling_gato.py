@@ -1,13 +1,16 @@
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from gato_testing import make_episode, tiny_config
 
+import modeling_gato.modeling_gato as modeling
 from modeling_gato import GatoConfig, GatoForCausalModeling
-from modeling_gato.modeling_gato import patch_position_indices
+from modeling_gato.data.collator import segment_causal_mask
+from modeling_gato.modeling_gato import attention_bands, patch_position_indices
 
 
 def episode_batch(processor, **kwargs):
@@ -339,6 +342,82 @@ def test_target_logits_only_gives_the_same_loss_and_gradients(processor):
         torch.testing.assert_close(param.grad, reference[name], rtol=1e-5, atol=1e-7, msg=name)
     counted = model(**batch, labels=labels, target_logits_only=True, num_items_in_batch=torch.tensor(3)).loss
     torch.testing.assert_close(counted, model(**batch, labels=labels, num_items_in_batch=torch.tensor(3)).loss)
+
+
+# ---------------------------------------------------------------------------- work saved on training batches
+def test_repeated_patches_are_embedded_once_with_the_same_values_and_gradients():
+    torch.manual_seed(0)
+    embeddings = GatoForCausalModeling(tiny_config()).model.embeddings
+    distinct = torch.rand(5, 3, 16, 16)
+    patches = distinct[torch.tensor([0, 1, 0, 2, 3, 4, 4, 4, 1, 0, 2, 3])]  # 12 patches, 5 distinct
+    seen = []
+    hook = embeddings.patch_embedding.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[0]))
+    shared = embeddings.embed_patches(patches)
+    shared.square().sum().backward()
+    shared_grads = {n: p.grad.clone() for n, p in embeddings.patch_embedding.named_parameters()}
+    embeddings.zero_grad()
+    each = embeddings.patch_embedding(patches)
+    each.square().sum().backward()
+    hook.remove()
+    assert seen == [5, 12]  # the shared path ran the ResNet block on the 5 distinct patches only
+    torch.testing.assert_close(shared, each, rtol=1e-5, atol=1e-6)
+    scale = max(float(p.grad.abs().max()) for p in embeddings.patch_embedding.parameters())
+    for name, param in embeddings.patch_embedding.named_parameters():  # conv1.bias's is ~0 (GroupNorm follows)
+        torch.testing.assert_close(shared_grads[name], param.grad, rtol=1e-4, atol=1e-6 * scale, msg=name)
+
+
+def packed_mask(rows: list[list[int]], seq: int) -> torch.Tensor:
+    """The collator's mask for rows of packed segments of the given lengths (the rest of each row is padding)."""
+    segments = [np.repeat(np.arange(len(lengths)), lengths) for lengths in rows]
+    attention = torch.zeros(len(rows), seq, dtype=torch.long)
+    for row, lengths in enumerate(rows):
+        attention[row, : sum(lengths)] = 1
+    return segment_causal_mask(segments, attention)
+
+
+def test_attention_bands_find_the_packed_rows_and_the_smallest_band_that_holds_them():
+    seq = 256  # bands of 32 or 64 tokens (at most a quarter of the sequence)
+    mask = packed_mask([[20] * 12, [50] * 5, [256], [20, 20, 10]], seq)
+    # Row 0: 20-token segments never reach back past the previous 32-token chunk. Row 1: the segment of tokens 50-99
+    # has query 99 (chunk 96-127) seeing key 50, before chunk 64-95: 32 is too narrow, 64 holds. Row 2: one causal
+    # segment of 256 tokens: full attention. Row 3: short segments, then padding that sees only itself.
+    band_rows, full_rows, width = attention_bands(mask, seq)
+    assert band_rows.tolist() == [0, 1, 3] and full_rows.tolist() == [2] and width == 64
+    band_rows, full_rows, width = attention_bands(mask[[0, 3]], seq)
+    assert band_rows.tolist() == [0, 1] and full_rows.tolist() == [] and width == 32
+    assert attention_bands(mask[[2]], seq) is None  # no packed row: nothing to save
+    assert attention_bands(mask.float(), seq) is None  # additive masks are left alone
+    assert attention_bands(mask[..., 1:, :], seq - 1) is None  # queries after a cached past
+    assert attention_bands(packed_mask([[20] * 6], 128), 128) is not None
+    assert attention_bands(packed_mask([[20] * 3], 96), 96) is None  # 96 is not a multiple of 4 x 32
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_banded_attention_equals_full_attention_with_gradients(implementation, monkeypatch):
+    seq = 256
+    mask = packed_mask([[20] * 12, [50] * 5, [200], [30, 45, 45]], seq)
+    assert attention_bands(mask, seq)[1].tolist() == [2]  # three banded rows and one full one
+    torch.manual_seed(0)
+    model = GatoForCausalModeling(tiny_config(attn_implementation=implementation)).train()
+    batch = {"input_ids": torch.randint(0, 32000, (4, seq)), "attention_mask": mask}
+    labels = batch["input_ids"].masked_fill(~mask[:, 0].diagonal(dim1=-2, dim2=-1), -100)
+    results = []
+    for bands in (True, False):
+        if not bands:
+            monkeypatch.setattr(modeling, "attention_bands", lambda mask, seq: None)
+        model.zero_grad()
+        out = model(**batch, labels=labels, use_cache=False)
+        out.loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}  # no patches here
+        results.append((out.logits.detach(), grads))
+    (banded, banded_grads), (full, full_grads) = results
+    torch.testing.assert_close(banded, full, rtol=1e-5, atol=1e-5)
+    assert banded_grads.keys() == full_grads.keys() and "model.layers.0.self_attn.q_proj.weight" in full_grads
+    for name, grad in full_grads.items():  # k_proj.bias: zero up to rounding either way (softmax ignores it)
+        torch.testing.assert_close(banded_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    weights = model(**batch, output_attentions=True).attentions  # weights wanted: the full computation
+    if implementation == "eager":
+        assert weights[0].shape == (4, 4, seq, seq)
 
 
 # ---------------------------------------------------------------------------- value-aware continuous embeddings
