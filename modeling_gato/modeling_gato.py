@@ -314,15 +314,14 @@ class GatoEmbeddings(nn.Module):
             embeds = embeds + self.position_embedding(position_ids.clamp(0, self.config.max_position_embeddings - 1))
         return self.dropout(embeds)
 
-
     def embed_patches(self, patches: torch.Tensor) -> torch.Tensor:
         """`(num_patches, C, p, p)` -> `(num_patches, hidden)`: the patch embedding of each distinct patch, once.
 
         The ResNet block sees one patch at a time (GroupNorm normalizes each patch alone), so a patch's embedding
         depends on its pixels only, and repeated patches can share one computation; their gradients add up in the
         gather's backward, as they would have in the convolutions'. BabyAI views repeat most of theirs (walls, floor,
-        unseen cells: ~85% of a training batch's patches are repeats), which made the convolutions a quarter of a
-        training step on a CPU.
+        unseen cells: 83% of the patches in the demo's training batches are repeats); the convolutions were a quarter of
+        a training step on a CPU before.
         """
         if patches.shape[0] < 2 or torch.compiler.is_compiling():
             return self.patch_embedding(patches)
@@ -363,8 +362,8 @@ def eager_attention_forward(
     return output, weights
 
 
-# Band widths tried for packed rows, smallest first: a row whose every token sees only tokens of its own and the previous
-# `width`-token chunk attends over 2 * width keys instead of the whole sequence.
+# Band widths for packed rows: a row whose every token sees only tokens of its own and the previous `width`-token chunk
+# attends over 2 * width keys instead of the whole sequence; the smallest width that holds the row is used.
 _BAND_WIDTHS = (32, 64, 128, 256)
 
 
