@@ -30,10 +30,8 @@ from tqdm.auto import tqdm
 
 import modeling_gato.modeling_gato as modeling
 from modeling_gato import GatoProcessor
-from modeling_gato.cli.demo import DEMO_MODEL, DEMO_WEIGHTS
-from modeling_gato.data.collator import GatoDataCollator
-from modeling_gato.data.sequences import GatoSequenceBuilder
-from modeling_gato.training.train import TrainConfig, build_model, split_sources
+from modeling_gato.cli.demo import DEMO_MODEL, DEMO_WEIGHTS, training_batches
+from modeling_gato.training.train import TrainConfig, build_model
 
 CONTEXT, BATCH = 1024, 4
 VARIANTS = {  # name: (bands, patches once)
@@ -66,19 +64,14 @@ def main() -> None:
     config = TrainConfig(data=[args.data], output_dir="unused", variant="tiny", context_length=CONTEXT,
                          model_overrides={**DEMO_MODEL, "max_position_embeddings": CONTEXT}, batch_size=BATCH,
                          weights=dict(DEMO_WEIGHTS), short_context_probability=0.9, short_context_timesteps=1)
-    processor = GatoProcessor()
-    sources, _, _ = split_sources(config.data, config.weights, config.eval_episodes)
-    builder = iter(GatoSequenceBuilder(processor, sources, context_length=CONTEXT, seed=0,
-                                       short_context_probability=config.short_context_probability,
-                                       short_context_timesteps=config.short_context_timesteps))
-    collator = GatoDataCollator(processor, padding="max_length", max_length=CONTEXT)
+    batches = training_batches(config, GatoProcessor(), args.data, seed=0)
     torch.manual_seed(0)
     model = build_model(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     timings = {name: [] for name in VARIANTS}
     patches = distinct = banded_rows = 0
     for step in tqdm(range(args.steps + 1), desc="steps (every variant)", file=sys.stderr):
-        batch = collator([next(builder) for _ in range(BATCH)])
+        batch = next(batches)
         if step:
             found = modeling.attention_bands(batch["attention_mask"], CONTEXT)
             banded_rows += 0 if found is None else found[0].numel()

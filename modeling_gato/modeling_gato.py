@@ -470,12 +470,12 @@ class GatoAttention(nn.Module):
         )
         dropout = self.config.attention_dropout if self.training else 0.0
         if bands is not None:
-            output = banded_attention(attention_interface, self, query, key, value, attention_mask, bands,
-                                      dropout=dropout, scaling=self.scaling, **kwargs)
-            return self.o_proj(output.reshape(batch, seq, -1)), None
-        output, weights = attention_interface(
-            self, query, key, value, attention_mask, dropout=dropout, scaling=self.scaling, **kwargs
-        )
+            output, weights = banded_attention(attention_interface, self, query, key, value, attention_mask, bands,
+                                               dropout=dropout, scaling=self.scaling, **kwargs), None
+        else:
+            output, weights = attention_interface(
+                self, query, key, value, attention_mask, dropout=dropout, scaling=self.scaling, **kwargs
+            )
         output = output.reshape(batch, seq, -1).contiguous()
         return self.o_proj(output), weights
 

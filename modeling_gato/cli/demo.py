@@ -194,26 +194,36 @@ def collection_differences(manifest: dict, config) -> list[str]:
     return lines
 
 
+def training_batches(config, processor, data_dir: str, seed: int):
+    """Collated training batches of `config`'s mixture drawn from `data_dir`, as `train` builds them (without the
+    held-out episodes): the sequence builder, then the collator padding to the context."""
+    from ..data.collator import GatoDataCollator
+    from ..data.sequences import GatoSequenceBuilder
+    from ..training.train import split_sources
+
+    sources, _, _ = split_sources([data_dir], config.weights, config.eval_episodes)
+    builder = iter(GatoSequenceBuilder(processor, sources, context_length=config.context_length, seed=seed,
+                                       short_context_probability=config.short_context_probability,
+                                       short_context_timesteps=config.short_context_timesteps,
+                                       short_context_prompt_tokens=config.short_context_prompt_tokens))
+    collator = GatoDataCollator(processor, padding="max_length", max_length=config.context_length)
+    while True:
+        yield collator([next(builder) for _ in range(config.batch_size)])
+
+
 def _calibrate_step_seconds(config, processor, data_dir: str, steps: int = 8) -> float:
     """Seconds per optimizer step of this model and batch on this machine: the median of a few real steps after one
     warm-up. Steps vary with the batch's content (1.7-3.8 s on a 2-core AVX2 CPU, float32, 2026-12-03), so 8, not
     3: one 3-step calibration there measured 4.9 s (fresh ones 2.7-3.0 s; the outlier's cause not found) where
     training then ran 2.9 s a step and used 24 of its 45 minutes."""
-    from ..data.collator import GatoDataCollator
-    from ..data.sequences import GatoSequenceBuilder
-    from ..training.train import build_model, split_sources
+    from ..training.train import build_model
 
-    sources, _, _ = split_sources([data_dir], config.weights, config.eval_episodes)
-    builder = iter(GatoSequenceBuilder(processor, sources, context_length=config.context_length, seed=123,
-                                       short_context_probability=config.short_context_probability,
-                                       short_context_timesteps=config.short_context_timesteps,
-                                       short_context_prompt_tokens=config.short_context_prompt_tokens))
-    collator = GatoDataCollator(processor, padding="max_length", max_length=config.context_length)
+    batches = training_batches(config, processor, data_dir, seed=123)
     model = build_model(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     timings = []
     for _ in range(steps + 1):
-        batch = collator([next(builder) for _ in range(config.batch_size)])
+        batch = next(batches)
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):  # as Trainer runs it
             loss = model(**batch, target_logits_only=True).loss
