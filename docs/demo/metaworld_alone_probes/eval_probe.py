@@ -1,0 +1,48 @@
+"""`python -m modeling_gato evaluate ...` on Meta-World environments whose observations are changed as the probe's
+data was: `--zero-previous` zeroes the previous-frame block obs[18:36] (make_subsets.py's NAMEnv data);
+`--standardize STATS.npz` standardizes every dimension (make_std.py's data). The model and 1-NN see the same.
+
+    python eval_probe.py [--zero-previous | --standardize STATS.npz] evaluate ARGS..."""
+import sys
+import gymnasium as gym
+import numpy as np
+import modeling_gato.acting.rollouts as rollouts
+from modeling_gato.envs.tasks import get_task, make_env
+
+zero = sys.argv[1] == "--zero-previous"
+if zero:
+    del sys.argv[1]
+stats = None
+if sys.argv[1] == "--standardize":
+    stats = np.load(sys.argv[2])
+    del sys.argv[1:3]
+
+    class Standardize(gym.ObservationWrapper):
+        def __init__(self, env):
+            super().__init__(env)
+            self.observation_space = gym.spaces.Box(-np.inf, np.inf, env.observation_space.shape, np.float64)
+
+        def observation(self, observation):
+            return (np.asarray(observation, np.float64) - stats["mean"]) / stats["std"]
+
+    def patched_std(task, seed=None, render_mode=None):
+        env = make_env(task, seed=seed, render_mode=render_mode)
+        spec = get_task(task) if isinstance(task, str) else task
+        return Standardize(env) if spec.domain == "metaworld" else env
+
+    rollouts.make_env = patched_std
+
+    class ZeroPrevious(gym.ObservationWrapper):
+        def observation(self, observation):
+            observation = np.array(observation, copy=True)
+            observation[18:36] = 0
+            return observation
+
+    def patched(task, seed=None, render_mode=None):
+        env = make_env(task, seed=seed, render_mode=render_mode)
+        spec = get_task(task) if isinstance(task, str) else task
+        return ZeroPrevious(env) if spec.domain == "metaworld" else env
+
+    rollouts.make_env = patched
+from modeling_gato.cli.commands import main
+sys.exit(main(sys.argv[1:]))
