@@ -3,9 +3,12 @@ data was: `--zero-previous` zeroes the previous-frame block obs[18:36] (make_sub
 `--standardize STATS.npz` standardizes every dimension (make_std.py's data). The model and 1-NN see the same.
 
     python eval_probe.py [--zero-previous | --standardize STATS.npz] evaluate ARGS..."""
+
 import sys
+
 import gymnasium as gym
 import numpy as np
+
 import modeling_gato.acting.rollouts as rollouts
 from modeling_gato.envs.tasks import get_task, make_env
 
@@ -44,5 +47,6 @@ if sys.argv[1] == "--standardize":
         return ZeroPrevious(env) if spec.domain == "metaworld" else env
 
     rollouts.make_env = patched
-from modeling_gato.cli.commands import main
+from modeling_gato.cli.commands import main  # noqa: E402  (after the patch)
+
 sys.exit(main(sys.argv[1:]))

@@ -1,7 +1,14 @@
 """NAME: one task of the demo data D with every observation dimension standardized by its mean and std over the data (std < 1e-6:
 left as is); stats in NAME/obs_stats.npz.   python make_std.py TASK NAME D"""
-import os, shutil, json, sys
-import numpy as np, datasets
+
+import json
+import os
+import shutil
+import sys
+
+import datasets
+import numpy as np
+
 task = sys.argv[1]
 name = sys.argv[2]
 src, out = sys.argv[3], name
@@ -19,7 +26,11 @@ keep = std < 1e-6
 mean[keep], std[keep] = 0.0, 1.0
 np.savez(f"{out}/obs_stats.npz", mean=mean, std=std)
 print("std", np.round(std, 3))
+
+
 def z(row):
     o = (np.asarray(row["continuous_observations"], dtype=np.float32) - mean) / std
     return {"continuous_observations": o.astype(np.float32)}
+
+
 ds.map(z).save_to_disk(f"{out}/episodes/{task}")
