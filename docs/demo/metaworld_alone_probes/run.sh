@@ -31,6 +31,7 @@ noisy P_noise metaworld-push-v3
 train P_noise 1200; python -m modeling_gato evaluate --model m_P_noise --data P_noise --episodes 10 --seed 1000 \
   --env-seed 2 --tasks metaworld-push-v3 --baselines random nearest --no-offline --videos 0 --no-card --num-envs 5 \
   --output-dir eval_P_noise
+# training seed 2 of P_noise: the same train/evaluate with --seed 2 (m_P_noise_s2, eval_P_noise_seed2.md)
 python "$HERE/make_subsets.py" "$D" metaworld-pick-place-v3 PP
 train PP 1200; evaluate PP metaworld-pick-place-v3
 noisy PP_noise metaworld-pick-place-v3
