@@ -12,41 +12,42 @@ import numpy as np
 import modeling_gato.acting.rollouts as rollouts
 from modeling_gato.envs.tasks import get_task, make_env
 
-zero = sys.argv[1] == "--zero-previous"
-if zero:
+
+class ZeroPrevious(gym.ObservationWrapper):
+    def observation(self, observation):
+        observation = np.array(observation, copy=True)
+        observation[18:36] = 0
+        return observation
+
+
+class Standardize(gym.ObservationWrapper):
+    def __init__(self, env, stats):
+        super().__init__(env)
+        self.mean, self.std = stats["mean"], stats["std"]
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, env.observation_space.shape, np.float64)
+
+    def observation(self, observation):
+        return (np.asarray(observation, np.float64) - self.mean) / self.std
+
+
+def wrapped(wrap):
+    """`make_env` with Meta-World environments wrapped by `wrap(env)`."""
+
+    def make(task, seed=None, render_mode=None):
+        env = make_env(task, seed=seed, render_mode=render_mode)
+        spec = get_task(task) if isinstance(task, str) else task
+        return wrap(env) if spec.domain == "metaworld" else env
+
+    return make
+
+
+if sys.argv[1] == "--zero-previous":
     del sys.argv[1]
-stats = None
-if sys.argv[1] == "--standardize":
+    rollouts.make_env = wrapped(ZeroPrevious)
+elif sys.argv[1] == "--standardize":
     stats = np.load(sys.argv[2])
     del sys.argv[1:3]
-
-    class Standardize(gym.ObservationWrapper):
-        def __init__(self, env):
-            super().__init__(env)
-            self.observation_space = gym.spaces.Box(-np.inf, np.inf, env.observation_space.shape, np.float64)
-
-        def observation(self, observation):
-            return (np.asarray(observation, np.float64) - stats["mean"]) / stats["std"]
-
-    def patched_std(task, seed=None, render_mode=None):
-        env = make_env(task, seed=seed, render_mode=render_mode)
-        spec = get_task(task) if isinstance(task, str) else task
-        return Standardize(env) if spec.domain == "metaworld" else env
-
-    rollouts.make_env = patched_std
-
-    class ZeroPrevious(gym.ObservationWrapper):
-        def observation(self, observation):
-            observation = np.array(observation, copy=True)
-            observation[18:36] = 0
-            return observation
-
-    def patched(task, seed=None, render_mode=None):
-        env = make_env(task, seed=seed, render_mode=render_mode)
-        spec = get_task(task) if isinstance(task, str) else task
-        return ZeroPrevious(env) if spec.domain == "metaworld" else env
-
-    rollouts.make_env = patched
+    rollouts.make_env = wrapped(lambda env: Standardize(env, stats))
 from modeling_gato.cli.commands import main  # noqa: E402  (after the patch)
 
 sys.exit(main(sys.argv[1:]))
