@@ -31,6 +31,8 @@ CASES = [
     (["train", "--data", "{data}", "--learning-rate", "0"], "--learning-rate: expected a number in (0, inf), got 0.0"),
     (["train", "--data", "{data}", "--max-minutes", "0"], "--max-minutes: expected a number in (0, inf)"),
     (["train", "--data", "{data}", "--batch-size", "0"], "--batch-size: expected an integer in [1, inf)"),
+    (["train", "--data", "{data}", "--dataloader-num-workers", "-1"],
+     "--dataloader-num-workers: expected an integer in [0, inf), got -1"),
     (["train", "--data", "{data}", "--short-context-probability", "1.5"],
      "--short-context-probability: expected a number in [0, 1], got 1.5"),
     (["train", "--data", "{data}", "--short-context-prompt-tokens", "1024"],

@@ -49,9 +49,11 @@ def test_paper_learning_rate_schedule():
 def test_training_lowers_the_loss_and_writes_a_hub_ready_directory(collected, tmp_path):
     data, _ = collected
     output = tmp_path / "run"
+    # one dataloader worker: the samples of the in-process stream (worker id 0), built beside the training loop
     summary = run(train_command(data, output, "--max-steps", "36", "--learning-rate", "2e-3", "--eval-steps", "18",
-                                "--save-steps", "100"))
+                                "--save-steps", "100", "--dataloader-num-workers", "1"))
     assert summary["global_step"] == 36
+    assert json.loads((output / "training_config.json").read_text())["dataloader_num_workers"] == 1
     losses = [h["loss"] for h in summary_history(output) if "loss" in h]
     assert len(losses) >= 10 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5, losses
     evals = {k for h in summary_history(output) for k in h if k.startswith("eval_") and k.endswith("_loss")}

@@ -94,6 +94,7 @@ class TrainConfig:
     bf16: bool = False
     gradient_checkpointing: bool = False
     fsdp: str = ""
+    dataloader_num_workers: int = 0  # processes building samples beside the training loop (each its own stream)
     max_minutes: float | None = None  # stop (and save) when the wall-clock budget is spent
     seed: int = 0
     resume: bool = False
@@ -181,6 +182,7 @@ _SETTING_RANGES = {
     "save_total_limit": (int, 1, None, False, False),
     "logging_steps": (int, 1, None, False, False),
     "max_minutes": (float, 0, None, True, False),
+    "dataloader_num_workers": (int, 0, None, False, False),
     "seed": (int, 0, None, False, False),
 }
 
@@ -695,7 +697,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         seed=config.seed,
         data_seed=config.seed,
         use_cpu=use_cpu,
-        dataloader_num_workers=0,
+        # Each worker draws its own stream (the builder seeds by worker id) and keeps its own token cache.
+        dataloader_num_workers=config.dataloader_num_workers,
         push_to_hub=config.push_to_hub,
         hub_model_id=config.hub_model_id,
         save_safetensors=True,
