@@ -296,13 +296,15 @@ def test_dataloader_workers_each_draw_their_own_reproducible_stream(processor):
     builder = GatoSequenceBuilder(processor, {"t": Dataset.from_list(numbered_episodes(1, count=6))},
                                   context_length=17, prompt_probability=0.0, seed=3)
 
+    def where(samples):  # (episode, first step) of each sample
+        return [(int(s["input_ids"][1]), int(s["input_ids"][2])) for s in samples]
+
     def first(n):
-        loader = torch.utils.data.DataLoader(builder, batch_size=None, num_workers=2)
-        return [(int(s["input_ids"][1]), int(s["input_ids"][2])) for s in itertools.islice(loader, n)]
+        return where(itertools.islice(torch.utils.data.DataLoader(builder, batch_size=None, num_workers=2), n))
 
     samples = first(40)  # the loader alternates workers: even positions from worker 0, odd from worker 1
     worker0, worker1 = samples[0::2], samples[1::2]
     # worker 0 draws what the training loop draws without workers (worker id 0); worker 1 its own stream
-    assert worker0 == [(int(s["input_ids"][1]), int(s["input_ids"][2])) for s in take(builder, 20)]
+    assert worker0 == where(take(builder, 20))
     assert worker1 != worker0
     assert first(40) == samples

@@ -26,9 +26,11 @@ def main() -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     processor = GatoProcessor()
     train, _, _ = split_sources([data], recipe["weights"], 1)
-    builder = GatoSequenceBuilder(processor, train, context_length=1024, prompt_probability=0.25, seed=0,
-                                  short_context_probability=0.9, short_context_timesteps=1)
-    collator = GatoDataCollator(processor, padding="max_length", max_length=1024)
+    context = recipe["context_length"]
+    builder = GatoSequenceBuilder(processor, train, context_length=context, seed=0,
+                                  **{k: recipe[k] for k in ("prompt_probability", "short_context_probability",
+                                                            "short_context_timesteps", "short_context_prompt_tokens")})
+    collator = GatoDataCollator(processor, padding="max_length", max_length=context)
     stream = iter(builder)
     start = time.perf_counter()
     samples = [next(stream) for _ in range(4 * batch)]
