@@ -10,7 +10,7 @@ import pytest
 from gato_testing import save_acting_model
 
 from modeling_gato import GatoProcessor
-from modeling_gato.evaluation.evaluate import BASELINES, evaluate, reference_of, results_table
+from modeling_gato.evaluation.evaluate import BASELINES, compare_with_baseline, evaluate, reference_of, results_table
 
 pytest.importorskip("minigrid")
 pytest.importorskip("metaworld")
@@ -71,6 +71,17 @@ def test_summary_counts_and_iqm_follow_the_per_task_scores(evaluated):
     assert overall["iqm"] == pytest.approx(pooled[1:-1].mean())  # 6 episodes: int(0.25 * 6) = 1 cut each end
     assert set(results["summary"]["domains"]) == {"babyai", "classic"}
     assert set(results["baseline_summaries"]) == set(BASELINES)
+    # every episode is scored, so the paired difference is the difference of the two IQMs, over all 6 seeds
+    for name in BASELINES:
+        comparison = results["comparisons"][name]
+        assert comparison["overall"]["difference"] == pytest.approx(
+            overall["iqm"] - results["baseline_summaries"][name]["overall"]["iqm"])
+        assert comparison["overall"]["episodes"] == 6 and set(comparison["domains"]) == {"babyai", "classic"}
+        low, high = comparison["overall"]["ci"]
+        assert low <= comparison["overall"]["difference"] <= high
+    table = results_table(results)
+    assert "Model minus each baseline: IQM difference [95% CI], paired on the seeds both played" in table
+    assert "| baseline | **all** | babyai | classic |" in table and "\n| 1-NN | " in table
 
 
 def test_artefacts_per_episode_json_videos_table_and_model_index(evaluated):
@@ -208,6 +219,24 @@ def test_a_success_only_task_prints_n_a_and_still_counts():
     row = next(line for line in table.splitlines() if line.startswith("| t |"))
     assert row.endswith("| 50% | n/a |")
     assert results["summary"]["overall"]["tasks"] == 1 and results["summary"]["overall"]["tasks_scored"] == 0
+
+
+def test_the_comparison_with_a_baseline_pairs_episodes_by_seed():
+    def entry(domain, scores):
+        return {"domain": domain, "episodes": [{"seed": seed, "normalized_score": score} for seed, score in scores]}
+
+    model = {"t": entry("d", [(1, 0.9), (2, 0.5), (3, 0.7)]), "u": entry("e", [(1, 1.0)]),
+             "v": entry("e", [(1, None)])}  # v: no reference, never compared
+    baseline = {"t": entry("d", [(3, 0.2), (1, 0.4), (2, None)]),  # listed in another order; seed 2 failed
+                "u": entry("e", [(1, 0.0)]), "v": entry("e", [(1, None)])}
+    comparison = compare_with_baseline(model, baseline, resamples=200)
+    # pairs: t (0.9, 0.4), (0.7, 0.2); u (1.0, 0.0); 3 values, IQM cuts none
+    assert comparison["overall"]["episodes"] == 3
+    assert comparison["overall"]["difference"] == pytest.approx((0.9 + 0.7 + 1.0) / 3 - (0.4 + 0.2 + 0.0) / 3)
+    assert comparison["domains"]["d"]["difference"] == pytest.approx(0.5)
+    assert comparison["domains"]["d"]["ci"] == pytest.approx([0.5, 0.5])  # both seeds 0.5 apart
+    assert comparison["domains"]["e"]["difference"] == pytest.approx(1.0) and comparison["domains"]["e"]["episodes"] == 1
+    assert compare_with_baseline({"v": model["v"]}, {"v": baseline["v"]}) == {"domains": {"e": None}, "overall": None}
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from modeling_gato.evaluation.metrics import (
     check_reference,
     interquartile_mean,
     normalized_score,
+    paired_difference,
     score_episodes,
     summarize,
     summary_table,
@@ -94,6 +95,45 @@ def test_bootstrap_ci_degenerate_and_invalid():
         bootstrap_ci({"a": [1.0]}, confidence=95)
     with pytest.raises(ValueError, match="task a: episode scores must be finite"):
         bootstrap_ci({"a": [1.0, float("nan")]})
+
+
+def test_paired_difference_cancels_what_the_seeds_share():
+    # the second policy scores 0.25 below the first on every seed: the seeds vary a lot, the difference not at all
+    first = {"a": [0.1, 0.9, 0.4, 1.0, 0.0], "b": [0.6, 0.2, 0.8]}
+    pairs = {task: [(x, x - 0.25) for x in scores] for task, scores in first.items()}
+    result = paired_difference(pairs, resamples=500)
+    assert result["difference"] == pytest.approx(0.25) and result["episodes"] == 8
+    assert result["ci"] == pytest.approx([0.25, 0.25])
+    # taken separately, the two IQMs' intervals overlap: only the pairing measures the lead
+    low_first, _ = bootstrap_ci(first, resamples=500)
+    _, high_second = bootstrap_ci({t: [x - 0.25 for x in v] for t, v in first.items()}, resamples=500)
+    assert high_second > low_first
+
+
+def test_paired_difference_hand_computed_and_against_a_loop():
+    pairs = {"a": [(1.0, 0.0), (0.5, 0.5), (0.0, 1.0), (0.75, 0.25)], "b": [(0.2, 0.4), (0.6, 0.1)],
+             "empty": [], "none": None}
+    # 6 pairs: IQM cuts int(1.5) = 1 from each end -> firsts 0.2, 0.5, 0.6, 0.75; seconds 0.1, 0.25, 0.4, 0.5
+    result = paired_difference(pairs, confidence=0.9, resamples=300, seed=3)
+    assert result["difference"] == pytest.approx(np.mean([0.2, 0.5, 0.6, 0.75]) - np.mean([0.1, 0.25, 0.4, 0.5]))
+    rng = np.random.default_rng(3)
+    tasks = [np.asarray(pairs[t]) for t in ("a", "b")]
+    drawn = [array[rng.integers(0, len(array), size=(300, len(array)))] for array in tasks]
+    differences = sorted(interquartile_mean(np.concatenate([d[r] for d in drawn])[:, 0])
+                         - interquartile_mean(np.concatenate([d[r] for d in drawn])[:, 1]) for r in range(300))
+    assert result["ci"] == pytest.approx(list(np.percentile(differences, [5, 95])), abs=1e-12)
+    assert paired_difference(pairs, np.mean, resamples=50)["difference"] == pytest.approx((3.05 - 2.25) / 6)
+
+
+def test_paired_difference_refuses_bad_pairs_by_task():
+    with pytest.raises(ValueError, match="task a: expected \\(first, second\\) score pairs, shape \\(episodes, 2\\)"):
+        paired_difference({"a": [0.1, 0.2]})
+    with pytest.raises(ValueError, match="task b: episode scores must be finite"):
+        paired_difference({"b": [(0.1, float("nan"))]})
+    with pytest.raises(ValueError, match="at least one task with score pairs"):
+        paired_difference({"a": [], "b": None})
+    with pytest.raises(ValueError, match="confidence"):
+        paired_difference({"a": [(0.0, 1.0)]}, confidence=1.5)
 
 
 def test_summarize_counts_boundaries_and_success_only_tasks():

@@ -3,7 +3,8 @@
 # machine (docs/demo/gpu_small_run/): unpack what build_site.py packed, time a step, smoke-test acting on CUDA (the
 # CPU evaluates if it fails), size max_steps to the seconds left, train, evaluate, pack the results (no weights).
 # Usage: bash benchmarks/device_run/run.sh <total seconds>; writes $OUT/log.txt, $OUT/train.tgz, $OUT/results.tgz
-# Environment: PY (python3), BATCH (32), EVAL_BUDGET (150 s), MAX_STEPS and EVAL_ARGS (for a quick local try).
+# Environment: PY (python3), BATCH (32), SEED (1), EVAL_BUDGET (150 s), MAX_STEPS (else sized to the time left),
+# EVAL_ARGS (appended to evaluate's arguments: later ones win, e.g. "--episodes 10 --num-envs 10").
 TOTAL=${1:-540}
 START=$(date +%s)
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
@@ -41,7 +42,7 @@ cfg = json.load(open("docs/demo/training_config.json"))
 cfg.update(data=[f"{w}/D"], output_dir=f"{w}/model", variant="small", model_overrides={}, batch_size=batch,
            learning_rate=5e-4, warmup_steps=100, max_steps=steps, eval_steps=max(1, steps // 6), save_steps=steps,
            save_total_limit=1, logging_steps=20, max_minutes=seconds / 60, dataloader_num_workers=6, bf16=True,
-           seed=1, eval_samples_per_task=8)
+           seed=int(os.environ.get("SEED", 1)), eval_samples_per_task=8)
 json.dump(cfg, open(f"{w}/gpu_config.json", "w"), indent=2)
 print(f"median step {step:.3f} s at batch {batch}; {seconds:.0f} s for training -> max_steps {steps}")
 PYEOF

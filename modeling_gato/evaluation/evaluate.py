@@ -15,6 +15,8 @@ Per task, on the same episode seeds:
   (`scores.json`); a reference where expert <= random is refused, and a task without one prints "n/a";
 - per domain and overall: mean, interquartile mean with a stratified 95% bootstrap interval (Agarwal et al., 2021)
   and the paper's count of tasks at >= 50% and >= 80% of the expert (`metrics.summarize`);
+- the model against each baseline, per domain and overall: the IQM of the model's scores minus the baseline's
+  with a paired bootstrap interval over the seeds both played (`compare_with_baseline`, `metrics.paired_difference`);
 - offline action prediction on the held-out episodes (`offline`): next-action accuracy / error given the true
   history.
 
@@ -57,7 +59,7 @@ from ..hub.loading import load_model
 from ..utils.arguments import data_directory, model_directory, non_negative_float, non_negative_int, positive_int
 from ..utils.jobs import Journal, OutputLock, ResumeMismatchError, differences
 from ..utils.settings import JobSettings
-from .metrics import bootstrap_ci, normalized_score, score_episodes, summarize
+from .metrics import bootstrap_ci, normalized_score, paired_difference, score_episodes, summarize
 from .report import results_table, update_model_card, write_results
 
 BASELINES = ("random", "expert", "nearest")
@@ -134,6 +136,32 @@ def policy_entry(task: str, per_episode: list[dict[str, Any]], reference: Mappin
         "failed_episodes": failed,
         "episodes": per_episode,
     }
+
+
+def compare_with_baseline(model_tasks: Mapping[str, Mapping[str, Any]], baseline_tasks: Mapping[str, Mapping[str, Any]],
+                          confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """The model's IQM minus a baseline's, per domain and overall, paired on the episode seeds both scored.
+
+    Both arguments map a task to an entry of `policy_entry` with its "domain" (`evaluate`'s `results["tasks"]` and
+    `results["baselines"][name]`). An episode counts where both policies have a normalized score on its seed
+    (tasks without a return reference, and failed episodes, drop out). Returns {"domains": {domain: comparison or
+    None}, "overall": comparison or None}, a comparison being `metrics.paired_difference`'s.
+    """
+    pairs: dict[str, list[tuple[float, float]]] = {}
+    domains: dict[str, str] = {}
+    for task, entry in model_tasks.items():
+        other = {e["seed"]: e.get("normalized_score") for e in baseline_tasks.get(task, {}).get("episodes", [])}
+        pairs[task] = [(e["normalized_score"], other[e["seed"]]) for e in entry.get("episodes", [])
+                       if e.get("normalized_score") is not None and other.get(e["seed"]) is not None]
+        domains[task] = entry["domain"]
+
+    def compared(tasks: list[str]) -> dict[str, Any] | None:
+        chosen = {task: pairs[task] for task in tasks if pairs[task]}
+        return paired_difference(chosen, confidence=confidence, resamples=resamples, seed=seed) if chosen else None
+
+    return {"domains": {domain: compared([t for t in pairs if domains[t] == domain])
+                        for domain in sorted(set(domains.values()))},
+            "overall": compared(list(pairs))}
 
 
 def trained_history_steps(model_dir: str | None) -> int | None:
@@ -453,6 +481,9 @@ def evaluate(
         results["summary"] = summarize(results["tasks"], config.confidence, config.resamples)
         results["baseline_summaries"] = {name: summarize(per_task, config.confidence, config.resamples)
                                          for name, per_task in results["baselines"].items() if per_task}
+        results["comparisons"] = {name: compare_with_baseline(results["tasks"], per_task, config.confidence,
+                                                              config.resamples)
+                                  for name, per_task in results["baselines"].items() if per_task}
         if config.offline:
             from .offline import offline_metrics_for_directory
 

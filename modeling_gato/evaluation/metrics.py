@@ -10,6 +10,9 @@ Pure numpy (no environment imports), after the conventions of the field:
   IQM is `scipy.stats.trim_mean(x, 0.25)`, and each bootstrap sample resamples episodes with replacement
   within each task, then pools them.
 - the Gato paper's counts of tasks at >= 50% and >= 80% of the expert's score (its Figure 5).
+- the difference between two policies played on the same seeds (`paired_difference`): the statistic of one minus
+  that of the other with a stratified *paired* bootstrap interval, which resamples seeds, not each policy's episodes
+  independently, so what the seeds make easy or hard for both cancels.
 """
 
 from __future__ import annotations
@@ -93,6 +96,54 @@ def bootstrap_ci(
     tail = (1 - confidence) / 2
     low, high = np.percentile(statistics, [100 * tail, 100 * (1 - tail)])
     return float(low), float(high)
+
+
+def paired_difference(
+    pairs_by_task: Mapping[str, Sequence[tuple[float, float]] | None],
+    statistic: Callable[[np.ndarray], float] = interquartile_mean,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """`statistic(first) - statistic(second)` over pooled episodes, and its stratified paired bootstrap interval.
+
+    `pairs_by_task[task]` holds one `(first, second)` pair of scores per episode seed: the two policies' episodes
+    on that seed. Each of `resamples` bootstrap samples draws, for every task (in the mapping's order), as many
+    seeds as it has, with replacement, and takes *both* policies' scores at the drawn seeds; the statistic is
+    applied to each policy's pooled draws and the difference taken. The interval is the `(1 - confidence) / 2` and
+    `(1 + confidence) / 2` percentiles of those differences (linear interpolation, as numpy). Two policies whose
+    scores differ by a constant on every seed get that constant as the difference and as both ends of the
+    interval; intervals of the two statistics taken separately would overlap. Tasks with no pairs (None or
+    empty) are skipped.
+
+    Returns {"difference": float, "ci": [low, high], "episodes": the number of pairs}.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}.")
+    tasks = []
+    for task, pairs in pairs_by_task.items():
+        array = np.asarray([] if pairs is None else pairs, dtype=np.float64)
+        if array.size == 0:
+            continue
+        if array.ndim != 2 or array.shape[1] != 2:
+            raise ValueError(f"task {task}: expected (first, second) score pairs, shape (episodes, 2), got an array "
+                             f"of shape {array.shape}.")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"task {task}: episode scores must be finite, got {array.tolist()}.")
+        tasks.append(array)
+    if not tasks:
+        raise ValueError("paired_difference needs at least one task with score pairs, got none.")
+    pooled = np.concatenate(tasks)
+    difference = statistic(pooled[:, 0]) - statistic(pooled[:, 1])
+    rng = np.random.default_rng(seed)
+    draws = np.concatenate([array[rng.integers(0, len(array), size=(resamples, len(array)))] for array in tasks],
+                           axis=1)  # (resamples, total pairs, 2)
+    differences = np.array([statistic(sample[:, 0]) - statistic(sample[:, 1]) for sample in draws])
+    tail = (1 - confidence) / 2
+    low, high = np.percentile(differences, [100 * tail, 100 * (1 - tail)])
+    return {"difference": float(difference), "ci": [float(low), float(high)], "episodes": int(len(pooled))}
 
 
 def _summarize_group(per_task: Mapping[str, Mapping[str, Any]], confidence: float, resamples: int,

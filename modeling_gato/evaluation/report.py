@@ -2,7 +2,7 @@
 
 - `results_table(results)`: the markdown table (per task: each policy's return, success and expert-normalized score
   with its interval; per domain and overall: IQM with its interval, mean, tasks at >= 50% / >= 80%), and the
-  offline action-prediction table when there is one.
+  offline action-prediction table when there is one; the model's IQM minus each baseline's, paired on seeds.
 - `write_results(results, output_dir)`: `eval_results.json` / `.md`, `eval_episodes.jsonl` (one line per episode)
   and `eval_scores.png` (per-task scores and per-domain IQM of the model beside each baseline).
 - `update_model_card(model_dir, results)`: the results written into a model card's YAML as the Hub's `model-index`
@@ -184,6 +184,13 @@ def actions_phrase(temperature: float, actions: str = "actions", continuous_temp
                      else f" (continuous ones sampled at temperature {continuous_temperature:g})")
 
 
+def _difference(comparison: Mapping[str, Any] | None) -> str:
+    if comparison is None:
+        return "n/a"
+    low, high = comparison["ci"]
+    return f"{comparison['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def results_table(results: Mapping[str, Any]) -> str:
     """The evaluation as markdown: per task (every policy), per domain, offline prediction, references."""
     level = f"{results.get('confidence', 0.95):.0%}"
@@ -234,6 +241,15 @@ def results_table(results: Mapping[str, Any]) -> str:
         + ". Normalized score `(R - R_random) / (R_expert - R_random)` with the references below; per-task interval: "
         "percentile bootstrap of the mean over episodes; IQM: pooled episodes, stratified bootstrap.",
     ]
+    comparisons = {name: c for name, c in (results.get("comparisons") or {}).items() if c.get("overall")}
+    if comparisons:
+        groups = sorted({group for c in comparisons.values() for group in c["domains"]})
+        lines += ["", f"Model minus each baseline: IQM difference [{level} CI], paired on the seeds both played "
+                  "(stratified bootstrap of seeds; an interval above 0 is a measured lead):", "",
+                  "| baseline | **all** | " + " | ".join(groups) + " |", "|---|" + "---|" * (len(groups) + 1)]
+        for name, comparison in comparisons.items():
+            cells = [comparison["overall"], *(comparison["domains"].get(group) for group in groups)]
+            lines.append(f"| {POLICY_NAMES[name]} | " + " | ".join(_difference(cell) for cell in cells) + " |")
     failures = [f"{task} / {POLICY_NAMES[name]} / seed {episode['seed']}: {episode['error']}"
                 for name, per_task, _ in policies for task, entry in per_task.items()
                 for episode in entry.get("failed_episodes", [])]
