@@ -221,6 +221,36 @@ def test_a_success_only_task_prints_n_a_and_still_counts():
     assert results["summary"]["overall"]["tasks"] == 1 and results["summary"]["overall"]["tasks_scored"] == 0
 
 
+def test_device_runs_model_episodes_combine_with_baselines_played_elsewhere(evaluated, tmp_path):
+    # benchmarks/device_run/combine.py: the model's half of a run beside the baselines' half gives the run's own report
+    import copy
+    import importlib.util
+    import os
+
+    results, *_ = evaluated
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "device_run",
+                        "combine.py")
+    spec = importlib.util.spec_from_file_location("combine", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model_only = json.loads(json.dumps(dict(results, baselines={}, baseline_summaries={}, comparisons={})))
+    baselines = json.loads(json.dumps(results))
+    combined = module.combine(model_only, baselines)
+    # the same numbers (floats survive JSON exactly), recomputed from the episodes
+    assert combined["baseline_summaries"] == json.loads(json.dumps(results["baseline_summaries"]))
+    assert combined["comparisons"] == json.loads(json.dumps(results["comparisons"]))
+    for key, value, message in (("num_envs", 1, "num_envs: the model was evaluated with 3, the baselines with 1"),
+                                ("seed", 7, "seed: the model was evaluated with 1000")):
+        other = copy.deepcopy(baselines)
+        other[key] = value
+        with pytest.raises(ValueError, match=message):
+            module.combine(model_only, other)
+    other = copy.deepcopy(baselines)
+    other["tasks"]["CartPole-v1"]["random_return"] += 1
+    with pytest.raises(ValueError, match="CartPole-v1: random_return .* did not read the same scores.json"):
+        module.combine(model_only, other)
+
+
 def test_the_comparison_with_a_baseline_pairs_episodes_by_seed():
     def entry(domain, scores):
         return {"domain": domain, "episodes": [{"seed": seed, "normalized_score": score} for seed, score in scores]}
