@@ -107,6 +107,10 @@ def test_artefacts_per_episode_json_videos_table_and_model_index(evaluated):
     values = {(r.dataset_type, r.metric_type): r.metric_value for r in card.data.eval_results}
     for task in TASKS:
         assert values[(task, "mean_reward")] == pytest.approx(results["tasks"][task]["mean_return"], abs=1e-4)
+    # the card sets the model beside each baseline: its IQM and the paired difference
+    nearest = results["comparisons"]["nearest"]["overall"]
+    row = next(line for line in card.text.splitlines() if line.startswith("| 1-NN | "))
+    assert row.endswith(f"| {nearest['difference']:+.3f} [{nearest['ci'][0]:+.3f}, {nearest['ci'][1]:+.3f}] |")
 
 
 def test_batched_and_one_at_a_time_evaluation_agree(evaluated, saved_model, tmp_path):

@@ -6,8 +6,8 @@
 - `write_results(results, output_dir)`: `eval_results.json` / `.md`, `eval_episodes.jsonl` (one line per episode)
   and `eval_scores.png` (per-task scores and per-domain IQM of the model beside each baseline).
 - `update_model_card(model_dir, results)`: the results written into a model card's YAML as the Hub's `model-index`
-  (one `EvalResult` per task and metric) plus an "Evaluation" section, replaced on re-runs (`push --results` uses
-  it too).
+  (one `EvalResult` per task and metric) plus an "Evaluation" section (with each baseline's IQM and the paired
+  difference), replaced on re-runs (`push --results` uses it too).
 """
 
 from __future__ import annotations
@@ -37,6 +37,13 @@ METRICS = (  # (metric type on the Hub, key in evaluate's per-task results, read
 )
 
 
+def _difference(comparison: Mapping[str, Any] | None) -> str:
+    if comparison is None:
+        return "n/a"
+    low, high = comparison["ci"]
+    return f"{comparison['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def evaluation_section(results: Mapping[str, Any]) -> str:
     """The "Evaluation" markdown section of a model card, between markers so that a re-run replaces it."""
     lines = [
@@ -55,6 +62,17 @@ def evaluation_section(results: Mapping[str, Any]) -> str:
     summary = results.get("summary") or {}
     if "overall" in summary and "domains" in summary:
         lines += ["", summary_table(summary)]
+    comparisons = {name: c for name, c in (results.get("comparisons") or {}).items() if c.get("overall")}
+    if comparisons:
+        level = f"{results.get('confidence', 0.95):.0%}"
+        lines += ["", f"| baseline, same seeds | its IQM [{level} CI] | this model's IQM minus its, paired on seeds "
+                  f"[{level} CI] |", "|---|---|---|"]
+        for name, comparison in comparisons.items():
+            overall = (results.get("baseline_summaries") or {}).get(name, {}).get("overall", {})
+            ci = overall.get("iqm_ci")
+            interval = "" if not ci else f" [{_number(ci[0])}, {_number(ci[1])}]"
+            lines.append(f"| {POLICY_NAMES[name]} | {_number(overall.get('iqm'))}{interval} | "
+                         f"{_difference(comparison['overall'])} |")
     details = []
     if results.get("episodes") is not None:
         details.append(f"{results['episodes']} episodes per task")
@@ -182,13 +200,6 @@ def actions_phrase(temperature: float, actions: str = "actions", continuous_temp
         return phrase
     return phrase + (" (continuous ones greedy)" if continuous_temperature <= 0
                      else f" (continuous ones sampled at temperature {continuous_temperature:g})")
-
-
-def _difference(comparison: Mapping[str, Any] | None) -> str:
-    if comparison is None:
-        return "n/a"
-    low, high = comparison["ci"]
-    return f"{comparison['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def results_table(results: Mapping[str, Any]) -> str:
