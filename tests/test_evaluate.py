@@ -110,7 +110,7 @@ def test_artefacts_per_episode_json_videos_table_and_model_index(evaluated):
     # the card sets the model beside each baseline: its IQM and the paired difference
     nearest = results["comparisons"]["nearest"]["overall"]
     row = next(line for line in card.text.splitlines() if line.startswith("| 1-NN | "))
-    assert row.endswith(f"| {nearest['difference']:+.3f} [{nearest['ci'][0]:+.3f}, {nearest['ci'][1]:+.3f}] |")
+    assert row.endswith(f"| {nearest['difference']:+.3f} [{nearest['ci'][0]:+.3f}, {nearest['ci'][1]:+.3f}] | 6 |")
 
 
 def test_batched_and_one_at_a_time_evaluation_agree(evaluated, saved_model, tmp_path):
@@ -244,7 +244,8 @@ def test_device_runs_model_episodes_combine_with_baselines_played_elsewhere(eval
     assert combined["baseline_summaries"] == json.loads(json.dumps(results["baseline_summaries"]))
     assert combined["comparisons"] == json.loads(json.dumps(results["comparisons"]))
     for key, value, message in (("num_envs", 1, "num_envs: the model was evaluated with 3, the baselines with 1"),
-                                ("seed", 7, "seed: the model was evaluated with 1000")):
+                                ("seed", 7, "seed: the model was evaluated with 1000"),
+                                ("held_out", 5, "held_out: the model was evaluated with")):
         other = copy.deepcopy(baselines)
         other[key] = value
         with pytest.raises(ValueError, match=message):

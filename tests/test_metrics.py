@@ -125,9 +125,20 @@ def test_paired_difference_hand_computed_and_against_a_loop():
     assert paired_difference(pairs, np.mean, resamples=50)["difference"] == pytest.approx((3.05 - 2.25) / 6)
 
 
+def test_paired_difference_has_no_interval_with_one_seed_a_task():
+    # nothing to resample: a bootstrap would return the difference itself as a zero-width "interval"
+    result = paired_difference({"a": [(0.6, 0.5)], "b": [(0.6, 0.5)]})
+    assert result == {"difference": pytest.approx(0.1), "ci": None, "episodes": 2}
+    assert paired_difference({"a": [(0.6, 0.5)], "b": [(0.6, 0.5), (0.7, 0.5)]})["ci"] is not None
+
+
 def test_paired_difference_refuses_bad_pairs_by_task():
     with pytest.raises(ValueError, match="task a: expected \\(first, second\\) score pairs, shape \\(episodes, 2\\)"):
         paired_difference({"a": [0.1, 0.2]})
+    with pytest.raises(ValueError, match="task r: expected \\(first, second\\) score pairs, shape \\(episodes, 2\\)"):
+        paired_difference({"r": [(0.1, 0.2), (0.3,)]})  # ragged
+    with pytest.raises(ValueError, match="task e: .* got an array of shape \\(2, 0\\)"):
+        paired_difference({"e": [(), ()]})
     with pytest.raises(ValueError, match="task b: episode scores must be finite"):
         paired_difference({"b": [(0.1, float("nan"))]})
     with pytest.raises(ValueError, match="at least one task with score pairs"):

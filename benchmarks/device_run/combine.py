@@ -1,28 +1,28 @@
 """The model's episodes from one `evaluate` run beside the baselines of another, played on the same seeds.
 
 The lent GPU has time to evaluate the model only (`evaluate --baselines`); random and 1-NN do not depend on the model
-and are played here on the CPU with the same data, seeds, goal set and `--num-envs`, e.g. with any model directory:
+and are played here on the CPU with the same data, seeds, goal set, `--num-envs` and held-out episodes (1-NN indexes
+all but them; the default follows the model's training), e.g. with any model directory:
 
     python -m modeling_gato evaluate --model M --data D --episodes 10 --seed 1000 --env-seed 2 --num-envs 10 \\
-        --baselines random nearest --output-dir B
+        --held-out 1 --baselines random nearest --output-dir B
 
 Usage: python benchmarks/device_run/combine.py MODEL_EVAL BASELINE_EVAL OUTPUT
 
-Refuses runs whose seeds, episodes, goal set, `--num-envs`, tasks or references (the expert and random returns of
-`scores.json`) differ. Writes the `evaluate` report (`eval_results.md` / `.json`, `eval_episodes.jsonl`,
-`eval_scores.png`) of the model's results with the other run's baselines, their summaries and the paired
-comparisons recomputed (`evaluate.compare_with_baseline`).
+Refuses runs whose seeds, episodes, goal set, `--num-envs`, held-out episodes, tasks or references (the expert and
+random returns of `scores.json`) differ. Writes the `evaluate` report (`eval_results.md` / `.json`,
+`eval_episodes.jsonl`, `eval_scores.png`) of the model's results with the other run's baselines, their summaries and
+the paired comparisons recomputed (`evaluate.baseline_reports`).
 """
 
 import json
 import os
 import sys
 
-from modeling_gato.evaluation.evaluate import compare_with_baseline
-from modeling_gato.evaluation.metrics import summarize
+from modeling_gato.evaluation.evaluate import baseline_reports
 from modeling_gato.evaluation.report import write_results
 
-SAME = ("episodes", "seed", "env_seed", "num_envs", "max_episode_steps")
+SAME = ("episodes", "seed", "env_seed", "num_envs", "max_episode_steps", "held_out")
 REFERENCE = ("expert_return", "random_return")
 
 
@@ -39,12 +39,9 @@ def combine(model_results: dict, baseline_results: dict) -> dict:
                 raise ValueError(f"{task}: {key} {entry.get(key)} against {baseline_results['tasks'][task].get(key)}; "
                                  "the two runs did not read the same scores.json.")
     results = dict(model_results, baselines=baseline_results["baselines"])
-    confidence, resamples = results["summary"]["confidence"], results["summary"]["resamples"]
-    results["baseline_summaries"] = {name: summarize(per_task, confidence, resamples)
-                                     for name, per_task in results["baselines"].items() if per_task}
-    results["comparisons"] = {name: compare_with_baseline(results["tasks"], per_task, confidence, resamples)
-                              for name, per_task in results["baselines"].items() if per_task}
-    results["baselines_from"] = baseline_results.get("data_dir")
+    results.update(baseline_reports(results["tasks"], results["baselines"], results["summary"]["confidence"],
+                                    results["summary"]["resamples"]))
+    results["baselines_from"] = baseline_results.get("data_dir")  # the model run's data_dir stays in "data_dir"
     return results
 
 

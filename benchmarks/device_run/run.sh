@@ -15,10 +15,11 @@ exec > >(tee $OUT/log.txt) 2>&1
 elapsed() { echo $(( $(date +%s) - START )); }
 PHASE=${PHASE:-all}
 case $PHASE in all|train|evaluate) ;; *) echo "PHASE: expected all, train or evaluate, got '$PHASE'"; exit 2;; esac
-if [ "$PHASE" = evaluate ] && [ -f $W/model/config.json ]; then
+if [ "$PHASE" = evaluate ] && [ -f $W/trained ]; then
   echo "== phase evaluate: the model trained in an earlier call is in $W/model"
 elif [ "$PHASE" = evaluate ]; then
-  echo "PHASE=evaluate needs $W/model from a PHASE=train call on the same machine: not there (machine released?)"; exit 6
+  echo "PHASE=evaluate needs $W/model from a PHASE=train call on the same machine: not there (training failed, or"
+  echo "the machine was released)"; exit 6
 else
   echo "== unpack at $(elapsed) s"
   tar xJf .gpu/site.tar.xz -C $W && tar xJf .gpu/D.tar.xz -C $W || exit 3
@@ -30,17 +31,17 @@ nvidia-smi --query-gpu=name,memory.total,clocks.sm --format=csv 2>/dev/null
 BATCH=${BATCH:-32}
 EVAL_DEVICE=cuda
 if [ "$PHASE" != evaluate ]; then  # phases all and train
-echo "== calibrate at $(elapsed) s"
-$PY benchmarks/device_run/calibrate.py $W/D $BATCH $W/rand 2>&1 | grep -v Warning | tail -3 | tee $W/calibration.txt
-grep -q CALIBRATION $W/calibration.txt || exit 5
-echo "== acting smoke test (random small model) at $(elapsed) s"
-$PY -m modeling_gato evaluate --model $W/rand --data $W/D --episodes 1 --max-episode-steps 5 --num-envs 1 \
-    --tasks BabyAI-GoToLocal-v0 metaworld-reach-v3 --baselines --no-offline --no-card --device cuda \
-    --output-dir $W/smoke > $W/smoke.log 2>&1 || { tail -20 $W/smoke.log; echo "acting on cuda failed: evaluate on the CPU"; EVAL_DEVICE=cpu; }
-tail -3 $W/smoke.log
-echo "== train at $(elapsed) s"
-if [ "$PHASE" = train ]; then EVAL_BUDGET=${EVAL_BUDGET:-0}; else EVAL_BUDGET=${EVAL_BUDGET:-150}; fi
-$PY - "$TOTAL" "$(elapsed)" "$EVAL_BUDGET" "$W" "$BATCH" <<'PYEOF'
+  echo "== calibrate at $(elapsed) s"
+  $PY benchmarks/device_run/calibrate.py $W/D $BATCH $W/rand 2>&1 | grep -v Warning | tail -3 | tee $W/calibration.txt
+  grep -q CALIBRATION $W/calibration.txt || exit 5
+  echo "== acting smoke test (random small model) at $(elapsed) s"
+  $PY -m modeling_gato evaluate --model $W/rand --data $W/D --episodes 1 --max-episode-steps 5 --num-envs 1 \
+      --tasks BabyAI-GoToLocal-v0 metaworld-reach-v3 --baselines --no-offline --no-card --device cuda \
+      --output-dir $W/smoke > $W/smoke.log 2>&1 || { tail -20 $W/smoke.log; echo "acting on cuda failed: evaluate on the CPU"; EVAL_DEVICE=cpu; }
+  tail -3 $W/smoke.log
+  echo "== train at $(elapsed) s"
+  if [ "$PHASE" = train ]; then EVAL_BUDGET=${EVAL_BUDGET:-0}; else EVAL_BUDGET=${EVAL_BUDGET:-150}; fi
+  $PY - "$TOTAL" "$(elapsed)" "$EVAL_BUDGET" "$W" "$BATCH" <<'PYEOF'
 import json, sys
 total, now, eval_budget, w, batch = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 cal = json.loads(open(f"{w}/calibration.txt").read().split("CALIBRATION ", 1)[1].splitlines()[0])
@@ -53,17 +54,18 @@ cfg = json.load(open("docs/demo/training_config.json"))
 cfg.update(data=[f"{w}/D"], output_dir=f"{w}/model", variant="small", model_overrides={}, batch_size=batch,
            learning_rate=5e-4, warmup_steps=100, max_steps=steps, eval_steps=max(1, steps // 6), save_steps=steps,
            save_total_limit=1, logging_steps=20, max_minutes=seconds / 60, dataloader_num_workers=6, bf16=True,
-           seed=int(os.environ.get("SEED", 1)), eval_samples_per_task=8)
+           seed=int(os.environ.get("SEED") or 1), eval_samples_per_task=8)
 json.dump(cfg, open(f"{w}/gpu_config.json", "w"), indent=2)
 print(f"median step {step:.3f} s at batch {batch}; {seconds:.0f} s for training -> max_steps {steps}")
 PYEOF
-$PY -m modeling_gato train --config $W/gpu_config.json > $W/train.log 2>&1; echo "train exit $?"
-grep -v "it/s\]\|s/it\]" $W/train.log | tail -25
-cp $W/calibration.txt $W/gpu_config.json $W/smoke.log $W/model/ 2>/dev/null
-(cd $W && tar czf $OUT/train.tgz --exclude='*.safetensors' --exclude='checkpoint-*' --exclude='*.bin' model train.log)
-echo "$EVAL_DEVICE" > $W/eval_device
+  $PY -m modeling_gato train --config $W/gpu_config.json > $W/train.log 2>&1; TRAIN_RC=$?; echo "train exit $TRAIN_RC"
+  grep -v "it/s\]\|s/it\]" $W/train.log | tail -25
+  cp $W/calibration.txt $W/gpu_config.json $W/smoke.log $W/model/ 2>/dev/null
+  (cd $W && tar czf $OUT/train.tgz --exclude='*.safetensors' --exclude='checkpoint-*' --exclude='*.bin' model train.log)
+  echo "$EVAL_DEVICE" > $W/eval_device
+  if [ $TRAIN_RC = 0 ]; then touch $W/trained; else rm -f $W/trained; fi
 fi
-if [ "$PHASE" = train ]; then ls -la $OUT; echo "done (phase train) at $(elapsed) s"; exit 0; fi
+if [ "$PHASE" = train ]; then ls -la $OUT; echo "done (phase train) at $(elapsed) s"; exit $TRAIN_RC; fi
 EVAL_DEVICE=$(cat $W/eval_device 2>/dev/null || echo cuda)
 LEFT=$(( TOTAL - $(elapsed) - 12 ))
 EVAL_LOG=eval.log; [ "$PHASE" = evaluate ] && [ -f $W/eval.log ] && EVAL_LOG=eval_resumed.log

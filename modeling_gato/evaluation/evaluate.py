@@ -164,6 +164,16 @@ def compare_with_baseline(model_tasks: Mapping[str, Mapping[str, Any]], baseline
             "overall": compared(list(pairs))}
 
 
+def baseline_reports(model_tasks: Mapping[str, Mapping[str, Any]], baselines: Mapping[str, Mapping[str, Any]],
+                     confidence: float = 0.95, resamples: int = 2000) -> dict[str, Any]:
+    """{"baseline_summaries": each baseline's `summarize`, "comparisons": the model against each baseline
+    (`compare_with_baseline`)}, for the baselines that played at least one task."""
+    played = {name: per_task for name, per_task in baselines.items() if per_task}
+    return {"baseline_summaries": {name: summarize(per_task, confidence, resamples) for name, per_task in played.items()},
+            "comparisons": {name: compare_with_baseline(model_tasks, per_task, confidence, resamples)
+                            for name, per_task in played.items()}}
+
+
 def trained_history_steps(model_dir: str | None) -> int | None:
     """1 when the model trained on short-context samples (`training_config.json`), else None (the whole window, the
     paper's deployment). Measured (README, "Learning to act at small budgets"): models trained with windows of 1-4
@@ -479,11 +489,7 @@ def evaluate(
         bar.close()
         results["model_seconds"] = timings
         results["summary"] = summarize(results["tasks"], config.confidence, config.resamples)
-        results["baseline_summaries"] = {name: summarize(per_task, config.confidence, config.resamples)
-                                         for name, per_task in results["baselines"].items() if per_task}
-        results["comparisons"] = {name: compare_with_baseline(results["tasks"], per_task, config.confidence,
-                                                              config.resamples)
-                                  for name, per_task in results["baselines"].items() if per_task}
+        results.update(baseline_reports(results["tasks"], results["baselines"], config.confidence, config.resamples))
         if config.offline:
             from .offline import offline_metrics_for_directory
 

@@ -78,21 +78,32 @@ def bootstrap_ci(
     interval is the `(1 - confidence) / 2` and `(1 + confidence) / 2` percentiles of those statistics (linear
     interpolation, as numpy). Tasks with no scores (None or empty) are skipped.
     """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
-    if resamples < 1:
-        raise ValueError(f"resamples must be >= 1, got {resamples}.")
+    _check_bootstrap(confidence, resamples)
     tasks = [(task, _clean(scores)) for task, scores in scores_by_task.items()]
     tasks = [(task, scores) for task, scores in tasks if scores.size]
     if not tasks:
         raise ValueError("bootstrap_ci needs at least one task with scores, got none.")
     for task, scores in tasks:
-        if not np.all(np.isfinite(scores)):
-            raise ValueError(f"task {task}: episode scores must be finite, got {scores.tolist()}.")
+        _check_finite(task, scores)
     rng = np.random.default_rng(seed)
     draws = [scores[rng.integers(0, scores.size, size=(resamples, scores.size))] for _, scores in tasks]
     pooled = np.concatenate(draws, axis=1)  # (resamples, total episodes)
-    statistics = np.array([statistic(sample) for sample in pooled])
+    return _percentile_interval(np.array([statistic(sample) for sample in pooled]), confidence)
+
+
+def _check_bootstrap(confidence: float, resamples: int) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}.")
+
+
+def _check_finite(task: str, scores: np.ndarray) -> None:
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"task {task}: episode scores must be finite, got {scores.tolist()}.")
+
+
+def _percentile_interval(statistics: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1 - confidence) / 2
     low, high = np.percentile(statistics, [100 * tail, 100 * (1 - tail)])
     return float(low), float(high)
@@ -116,34 +127,35 @@ def paired_difference(
     interval; intervals of the two statistics taken separately would overlap. Tasks with no pairs (None or
     empty) are skipped.
 
-    Returns {"difference": float, "ci": [low, high], "episodes": the number of pairs}.
+    Returns {"difference": float, "ci": [low, high], "episodes": the number of pairs}; "ci" is None when every task
+    has a single pair (one seed: a bootstrap would return the difference itself, which is no interval).
     """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
-    if resamples < 1:
-        raise ValueError(f"resamples must be >= 1, got {resamples}.")
+    _check_bootstrap(confidence, resamples)
     tasks = []
     for task, pairs in pairs_by_task.items():
-        array = np.asarray([] if pairs is None else pairs, dtype=np.float64)
-        if array.size == 0:
+        if pairs is None or len(pairs) == 0:
             continue
+        try:
+            array = np.asarray(pairs, dtype=np.float64)
+        except ValueError as error:  # ragged input
+            raise ValueError(f"task {task}: expected (first, second) score pairs, shape (episodes, 2): {error}") from None
         if array.ndim != 2 or array.shape[1] != 2:
             raise ValueError(f"task {task}: expected (first, second) score pairs, shape (episodes, 2), got an array "
                              f"of shape {array.shape}.")
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"task {task}: episode scores must be finite, got {array.tolist()}.")
+        _check_finite(task, array)
         tasks.append(array)
     if not tasks:
         raise ValueError("paired_difference needs at least one task with score pairs, got none.")
     pooled = np.concatenate(tasks)
     difference = statistic(pooled[:, 0]) - statistic(pooled[:, 1])
+    if max(len(array) for array in tasks) < 2:  # one seed per task: nothing to resample, no interval
+        return {"difference": float(difference), "ci": None, "episodes": int(len(pooled))}
     rng = np.random.default_rng(seed)
     draws = np.concatenate([array[rng.integers(0, len(array), size=(resamples, len(array)))] for array in tasks],
                            axis=1)  # (resamples, total pairs, 2)
     differences = np.array([statistic(sample[:, 0]) - statistic(sample[:, 1]) for sample in draws])
-    tail = (1 - confidence) / 2
-    low, high = np.percentile(differences, [100 * tail, 100 * (1 - tail)])
-    return {"difference": float(difference), "ci": [float(low), float(high)], "episodes": int(len(pooled))}
+    return {"difference": float(difference), "ci": list(_percentile_interval(differences, confidence)),
+            "episodes": int(len(pooled))}
 
 
 def _summarize_group(per_task: Mapping[str, Mapping[str, Any]], confidence: float, resamples: int,

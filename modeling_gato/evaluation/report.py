@@ -40,8 +40,20 @@ METRICS = (  # (metric type on the Hub, key in evaluate's per-task results, read
 def _difference(comparison: Mapping[str, Any] | None) -> str:
     if comparison is None:
         return "n/a"
+    if comparison.get("ci") is None:
+        return f"{comparison['difference']:+.3f} (no interval: one seed a task)"
     low, high = comparison["ci"]
     return f"{comparison['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def _comparisons(results: Mapping[str, Any]) -> dict[str, Any]:
+    """`evaluate`'s paired comparisons with each baseline that has one (results from before them have none)."""
+    return {name: c for name, c in (results.get("comparisons") or {}).items() if c.get("overall")}
+
+
+def _iqm(group: Mapping[str, Any]) -> str:
+    ci = group.get("iqm_ci")
+    return _number(group.get("iqm")) + ("" if not ci else f" [{_number(ci[0])}, {_number(ci[1])}]")
 
 
 def evaluation_section(results: Mapping[str, Any]) -> str:
@@ -62,17 +74,15 @@ def evaluation_section(results: Mapping[str, Any]) -> str:
     summary = results.get("summary") or {}
     if "overall" in summary and "domains" in summary:
         lines += ["", summary_table(summary)]
-    comparisons = {name: c for name, c in (results.get("comparisons") or {}).items() if c.get("overall")}
+    comparisons = _comparisons(results)
     if comparisons:
         level = f"{results.get('confidence', 0.95):.0%}"
-        lines += ["", f"| baseline, same seeds | its IQM [{level} CI] | this model's IQM minus its, paired on seeds "
-                  f"[{level} CI] |", "|---|---|---|"]
+        lines += ["", f"| baseline, same seeds | its IQM [{level} CI] | this model's IQM minus its, paired on the seeds "
+                  f"both scored [{level} CI] | seeds paired |", "|---|---|---|---|"]
         for name, comparison in comparisons.items():
             overall = (results.get("baseline_summaries") or {}).get(name, {}).get("overall", {})
-            ci = overall.get("iqm_ci")
-            interval = "" if not ci else f" [{_number(ci[0])}, {_number(ci[1])}]"
-            lines.append(f"| {POLICY_NAMES[name]} | {_number(overall.get('iqm'))}{interval} | "
-                         f"{_difference(comparison['overall'])} |")
+            lines.append(f"| {POLICY_NAMES[name]} | {_iqm(overall)} | {_difference(comparison['overall'])} | "
+                         f"{comparison['overall']['episodes']} |")
     details = []
     if results.get("episodes") is not None:
         details.append(f"{results['episodes']} episodes per task")
@@ -230,12 +240,10 @@ def results_table(results: Mapping[str, Any]) -> str:
             group = summary["overall"] if domain == "all" else summary["domains"].get(domain)
             if group is None:
                 continue
-            ci = group.get("iqm_ci")
-            interval = "" if not ci else f" [{_number(ci[0])}, {_number(ci[1])}]"
             label = f"**{POLICY_NAMES[name]}**" if name == "model" else POLICY_NAMES[name]
             lines.append(
                 f"| {'**all**' if domain == 'all' else domain} | {label} | {group['tasks']} ({group['tasks_scored']}) | "
-                f"{_number(group['mean'])} | {_number(group['iqm'])}{interval} | {group['at_least_50']} | "
+                f"{_number(group['mean'])} | {_iqm(group)} | {group['at_least_50']} | "
                 f"{group['at_least_80']} | {_percent(group['mean_success_rate'])} |"
             )
     overall = results["summary"]["overall"]
@@ -252,7 +260,7 @@ def results_table(results: Mapping[str, Any]) -> str:
         + ". Normalized score `(R - R_random) / (R_expert - R_random)` with the references below; per-task interval: "
         "percentile bootstrap of the mean over episodes; IQM: pooled episodes, stratified bootstrap.",
     ]
-    comparisons = {name: c for name, c in (results.get("comparisons") or {}).items() if c.get("overall")}
+    comparisons = _comparisons(results)
     if comparisons:
         groups = sorted({group for c in comparisons.values() for group in c["domains"]})
         lines += ["", f"Model minus each baseline: IQM difference [{level} CI], paired on the seeds both played "
