@@ -5,6 +5,19 @@ import numpy as np
 from modeling_gato import GatoConfig
 
 
+def load_benchmark(*parts):
+    """A script under `benchmarks/` (e.g. `load_benchmark("device_run", "combine.py")`), imported as a module:
+    the scripts are not a package."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", *parts)
+    spec = importlib.util.spec_from_file_location(os.path.splitext(parts[-1])[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def save_acting_model(directory):
     """A tiny model whose actions vary with its input (initializer range 0.5, seed 0), saved with a processor into
     `directory`, as the evaluation tests play it; returns the model."""

@@ -180,14 +180,11 @@ def test_quantized_nearest_neighbour_sees_the_models_bins():
     # benchmarks/nearest_ablations.py: 1-NN on the bins the model reads. Training value A lies just below the lower
     # edge of bin 820 (mu-law space), B inside it; the query sits just above the edge. On raw values the query is
     # nearest to A (0.002 against B's 0.004 away); quantized, the query and B read the same bin (distance 0).
-    import importlib.util
+    from gato_testing import load_benchmark
 
     from modeling_gato.processing_gato import GatoDiscretizer
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "nearest_ablations.py")
-    spec = importlib.util.spec_from_file_location("nearest_ablations", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("nearest_ablations.py")
     discretizer = GatoDiscretizer()
     edge = float(discretizer.inverse_mu_law(-1 + 2 * 820 / 1024))  # 4.476: bin 820 is [4.476, 4.566)
     a, b, query = edge - 0.001, edge + 0.005, edge + 0.001

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from gato_testing import save_acting_model
+from gato_testing import load_benchmark, save_acting_model
 
 from modeling_gato import GatoProcessor
 from modeling_gato.evaluation.evaluate import BASELINES, compare_with_baseline, evaluate, reference_of, results_table
@@ -228,15 +228,9 @@ def test_a_success_only_task_prints_n_a_and_still_counts():
 def test_device_runs_model_episodes_combine_with_baselines_played_elsewhere(evaluated, tmp_path):
     # benchmarks/device_run/combine.py: the model's half of a run beside the baselines' half gives the run's own report
     import copy
-    import importlib.util
-    import os
 
     results, *_ = evaluated
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "device_run",
-                        "combine.py")
-    spec = importlib.util.spec_from_file_location("combine", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("device_run", "combine.py")
     model_only = json.loads(json.dumps(dict(results, baselines={}, baseline_summaries={}, comparisons={})))
     baselines = json.loads(json.dumps(results))
     combined = module.combine(model_only, baselines)

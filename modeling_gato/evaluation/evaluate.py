@@ -148,19 +148,18 @@ def compare_with_baseline(model_tasks: Mapping[str, Mapping[str, Any]], baseline
     None}, "overall": comparison or None}, a comparison being `metrics.paired_difference`'s.
     """
     pairs: dict[str, list[tuple[float, float]]] = {}
-    domains: dict[str, str] = {}
     for task, entry in model_tasks.items():
         other = {e["seed"]: e.get("normalized_score") for e in baseline_tasks.get(task, {}).get("episodes", [])}
         pairs[task] = [(e["normalized_score"], other[e["seed"]]) for e in entry.get("episodes", [])
                        if e.get("normalized_score") is not None and other.get(e["seed"]) is not None]
-        domains[task] = entry["domain"]
 
     def compared(tasks: list[str]) -> dict[str, Any] | None:
         chosen = {task: pairs[task] for task in tasks if pairs[task]}
         return paired_difference(chosen, confidence=confidence, resamples=resamples, seed=seed) if chosen else None
 
-    return {"domains": {domain: compared([t for t in pairs if domains[t] == domain])
-                        for domain in sorted(set(domains.values()))},
+    domains = sorted({entry["domain"] for entry in model_tasks.values()})
+    return {"domains": {domain: compared([t for t, entry in model_tasks.items() if entry["domain"] == domain])
+                        for domain in domains},
             "overall": compared(list(pairs))}
 
 
