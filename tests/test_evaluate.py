@@ -308,6 +308,13 @@ def test_acting_settings_follow_the_models_training(tmp_path):
                                                                "short_context_prompt_tokens": 48}))
     assert acting_settings(None, None, str(prompted)) == {"history_steps": 1, "prompt_tokens": 48}
     assert acting_settings(None, 0, str(prompted)) == {"history_steps": 1, "prompt_tokens": 0}
+    # A checkpoint of `train` holds no training_config.json: it acts as its run's finished model does.
+    (short / "checkpoint-675").mkdir()
+    assert acting_settings(None, None, str(short / "checkpoint-675") + "/") == {"history_steps": 1, "prompt_tokens": 0}
+    (prompted / "checkpoint-10").mkdir()
+    assert acting_settings(None, None, str(prompted / "checkpoint-10")) == {"history_steps": 1, "prompt_tokens": 48}
+    (short / "other").mkdir()  # any other directory without one: the paper's whole window
+    assert acting_settings(None, None, str(short / "other")) == {"history_steps": None, "prompt_tokens": None}
     with pytest.raises(ValueError, match="--history-steps"):
         acting_settings(-1, None, None)
     with pytest.raises(ValueError, match="--prompt-tokens"):

@@ -38,6 +38,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -215,11 +216,16 @@ def task_prompt(data_dir: str, task: str) -> dict[str, Any]:
 
 def _training_settings(model_dir: str | None) -> dict[str, Any]:
     """The model's `training_config.json` (written by `train`, uploaded by `push`), or {} when there is none: from
-    the directory, or for a Hub id from the Hub (through the local cache, `HF_HUB_OFFLINE` included)."""
+    the directory, or for a Hub id from the Hub (through the local cache, `HF_HUB_OFFLINE` included). A checkpoint
+    of `train` (`<output_dir>/checkpoint-<step>`, which holds none) has its run's, in the output directory: a
+    checkpoint is then played as the finished model is, not with the paper's whole window."""
     if not model_dir:
         return {}
     if os.path.isdir(model_dir):
         path = os.path.join(model_dir, "training_config.json")
+        run_dir, name = os.path.split(os.path.normpath(os.path.abspath(model_dir)))
+        if not os.path.isfile(path) and re.fullmatch(r"checkpoint-\d+", name):
+            path = os.path.join(run_dir, "training_config.json")
     else:
         path = _hub_file(model_dir, "training_config.json")
     if path and os.path.isfile(path):

@@ -19,7 +19,8 @@ models) or `torchrun`. On CPU: `accelerate launch --multi_gpu --num_processes 2 
 
 The output directory is Hub-ready: weights, processor, remote code, a model card (README.md) with the data,
 steps and measured losses, `loss_curve.png`, `training_config.json`. Checkpoints (`checkpoint-<step>`) hold the
-optimizer, scheduler and RNG states; `--resume` continues from the latest complete one.
+optimizer, scheduler and RNG states; `--resume` continues from the latest complete one. `evaluate` and `act` play a
+checkpoint with its run's `training_config.json` (the acting history and the held-out episodes).
 """
 
 from __future__ import annotations
