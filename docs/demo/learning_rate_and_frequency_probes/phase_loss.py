@@ -1,10 +1,12 @@
 """Held-out + training Meta-World policy loss split by phase: before the first success vs the 60 steps of hold."""
-import json, sys
-import numpy as np, torch
+import json
+import sys
+
 from datasets import load_from_disk
+
 from modeling_gato import GatoForCausalModeling, GatoProcessor
 from modeling_gato.data.collator import GatoDataCollator
-from modeling_gato.training.train import evaluation_samples, policy_metrics, action_slot_ranges
+from modeling_gato.training.train import action_slot_ranges, evaluation_samples, policy_metrics
 
 model_dir, data = sys.argv[1], sys.argv[2]
 model = GatoForCausalModeling.from_pretrained(model_dir).eval()

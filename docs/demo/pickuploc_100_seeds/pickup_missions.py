@@ -1,5 +1,7 @@
 """PickupLoc successes by mission kind (location-relative or not) for the runs given, on the seeds they played."""
-import json, sys
+import json
+import sys
+
 import gymnasium as gym
 import minigrid  # noqa: F401  (registers BabyAI)
 

@@ -1,7 +1,9 @@
 """PickupLoc on many seeds: success and normalized score of the model against random, paired on seeds."""
-import json, sys
-import numpy as np
+import json
+import sys
 from math import comb
+
+import numpy as np
 
 rows = [json.loads(line) for line in open(sys.argv[1])]
 by = {}
