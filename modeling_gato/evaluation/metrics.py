@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..envs.references import check_reference
+from ..hub.cards import format_number, format_percent
 
 THRESHOLDS = {"at_least_50": 0.5, "at_least_80": 0.8}
 
@@ -210,24 +211,22 @@ def summarize(per_task: Mapping[str, Mapping[str, Any]], confidence: float = 0.9
     }
 
 
+def format_iqm(group: Mapping[str, Any]) -> str:
+    """A `summarize` group's IQM with its interval, `0.540 [0.410, 0.664]` ("n/a" without one)."""
+    ci = group.get("iqm_ci")
+    return format_number(group.get("iqm")) + ("" if not ci else f" [{format_number(ci[0])}, {format_number(ci[1])}]")
+
+
 def summary_table(summary: Mapping[str, Any]) -> str:
     """A markdown table of `summarize`'s output: one row per domain and one overall."""
-    def number(value):
-        return "n/a" if value is None else f"{value:.3f}"
-
-    def percent(value):
-        return "n/a" if value is None else f"{value:.0%}"
-
     level = f"{summary.get('confidence', 0.95):.0%}"
     lines = [f"| domain | tasks (scored) | mean normalized | IQM [{level} CI] | >= 50% | >= 80% | mean success |",
              "|---|---|---|---|---|---|---|"]
     rows = [*summary["domains"].items(), ("**overall**", summary["overall"])]
     for name, group in rows:
-        ci = group["iqm_ci"]
-        interval = "" if ci is None else f" [{number(ci[0])}, {number(ci[1])}]"
         lines.append(
-            f"| {name} | {group['tasks']} ({group['tasks_scored']}) | {number(group['mean'])} | "
-            f"{number(group['iqm'])}{interval} | {group['at_least_50']} | {group['at_least_80']} | "
-            f"{percent(group['mean_success_rate'])} |"
+            f"| {name} | {group['tasks']} ({group['tasks_scored']}) | {format_number(group['mean'])} | "
+            f"{format_iqm(group)} | {group['at_least_50']} | {group['at_least_80']} | "
+            f"{format_percent(group['mean_success_rate'])} |"
         )
     return "\n".join(lines)

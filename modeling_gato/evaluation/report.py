@@ -21,6 +21,7 @@ import numpy as np
 
 from ..hub.cards import format_number as _number
 from ..hub.cards import format_percent as _percent
+from .metrics import format_iqm as _iqm
 from .metrics import summary_table
 
 POLICY_NAMES = {"model": "Gato (this model)", "random": "random", "expert": "expert", "nearest": "1-NN"}
@@ -49,11 +50,6 @@ def _difference(comparison: Mapping[str, Any] | None) -> str:
 def _comparisons(results: Mapping[str, Any]) -> dict[str, Any]:
     """`evaluate`'s paired comparisons with each baseline that has one (results from before them have none)."""
     return {name: c for name, c in (results.get("comparisons") or {}).items() if c.get("overall")}
-
-
-def _iqm(group: Mapping[str, Any]) -> str:
-    ci = group.get("iqm_ci")
-    return _number(group.get("iqm")) + ("" if not ci else f" [{_number(ci[0])}, {_number(ci[1])}]")
 
 
 def evaluation_section(results: Mapping[str, Any]) -> str:
