@@ -308,11 +308,15 @@ def test_acting_settings_follow_the_models_training(tmp_path):
                                                                "short_context_prompt_tokens": 48}))
     assert acting_settings(None, None, str(prompted)) == {"history_steps": 1, "prompt_tokens": 48}
     assert acting_settings(None, 0, str(prompted)) == {"history_steps": 1, "prompt_tokens": 0}
-    # A checkpoint of `train` holds no training_config.json: it acts as its run's finished model does.
+    # A checkpoint of `train` before 2026-12-05 holds no training_config.json: it acts as its run's finished model does.
     (short / "checkpoint-675").mkdir()
     assert acting_settings(None, None, str(short / "checkpoint-675") + "/") == {"history_steps": 1, "prompt_tokens": 0}
     (prompted / "checkpoint-10").mkdir()
     assert acting_settings(None, None, str(prompted / "checkpoint-10")) == {"history_steps": 1, "prompt_tokens": 48}
+    # one that holds its own (as `train` writes them now) acts by it
+    (short / "checkpoint-700").mkdir()
+    (short / "checkpoint-700" / "training_config.json").write_text(json.dumps({"short_context_probability": 0.0}))
+    assert acting_settings(None, None, str(short / "checkpoint-700")) == {"history_steps": None, "prompt_tokens": None}
     (short / "other").mkdir()  # any other directory without one: the paper's whole window
     assert acting_settings(None, None, str(short / "other")) == {"history_steps": None, "prompt_tokens": None}
     with pytest.raises(ValueError, match="--history-steps"):

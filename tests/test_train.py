@@ -122,6 +122,11 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_weights(collected, tmp_
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (interrupted / "model.safetensors").exists()  # it did not finish
+    # the killed run's settings are already in its output directory and in its checkpoints (written at the start and
+    # at each save), so `evaluate` and `act` play a checkpoint with them
+    for directory in (interrupted, interrupted / "checkpoint-4"):
+        settings = json.loads((directory / "training_config.json").read_text())
+        assert settings["max_steps"] == 12 and settings["output_dir"] == str(interrupted), directory
     summary = run(train_command(data, interrupted, *args, "--resume"), env=env)
     assert summary["global_step"] == 12 and summary["resumed_from"].endswith(("checkpoint-8", "checkpoint-4"))
     straight = load_file(tmp_path / "straight" / "model.safetensors")

@@ -216,10 +216,10 @@ def task_prompt(data_dir: str, task: str) -> dict[str, Any]:
 
 def _training_settings(model_dir: str | None) -> dict[str, Any]:
     """The model's `training_config.json` (written by `train`, uploaded by `push`), or {} when there is none: from
-    the directory, or for a Hub id from the Hub (through the local cache, `HF_HUB_OFFLINE` included). A checkpoint
-    of `train` (`<output_dir>/checkpoint-<step>`, which holds none) has its run's, in the output directory: a
-    checkpoint is then played as the finished model is, not with the paper's whole window. `train` writes that file
-    when the run ends, so a checkpoint of a run still going (or killed) has none yet: give `--history-steps`."""
+    the directory, or for a Hub id from the Hub (through the local cache, `HF_HUB_OFFLINE` included). `train` writes
+    it into its output directory when the run starts and into each `checkpoint-<step>`; a checkpoint without one (of
+    a run before 2026-12-05) has its run's, in the output directory: a checkpoint is then played as the finished model
+    is, not with the paper's whole window."""
     if not model_dir:
         return {}
     if os.path.isdir(model_dir):

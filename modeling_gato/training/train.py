@@ -19,8 +19,10 @@ models) or `torchrun`. On CPU: `accelerate launch --multi_gpu --num_processes 2 
 
 The output directory is Hub-ready: weights, processor, remote code, a model card (README.md) with the data,
 steps and measured losses, `loss_curve.png`, `training_config.json`. Checkpoints (`checkpoint-<step>`) hold the
-optimizer, scheduler and RNG states; `--resume` continues from the latest complete one. `evaluate` and `act` play a
-checkpoint with its run's `training_config.json` (the acting history and the held-out episodes).
+optimizer, scheduler and RNG states and the run's `training_config.json` (written into the output directory when the
+run starts, and into each checkpoint); `--resume` continues from the latest complete one. `evaluate` and `act` play
+a checkpoint, also one of a run still going or killed, with that `training_config.json` (the acting history and the
+held-out episodes).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from ..hub.cards import card_front_matter, is_generic_card, prepare_card_for_pus
 from ..modeling_gato import GATO_TOKEN_INPUTS, GatoForCausalModeling
 from ..processing_gato import GatoProcessor
 from ..utils.arguments import data_directory, local_model_directory
+from ..utils.jobs import write_json_atomic
 
 CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "model.safetensors")
 TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, head_dim=32, intermediate_size=512)
@@ -453,6 +456,25 @@ class TimeBudgetCallback(TrainerCallback):
         return control
 
 
+class TrainingConfigCallback(TrainerCallback):
+    """Writes the run's `training_config.json` into the output directory when training starts and into every
+    checkpoint as it is saved: a checkpoint, also of a run still going or killed, is played by `evaluate` and `act`
+    with the settings it was trained with (the acting history, the held-out episodes), not the paper's defaults."""
+
+    def __init__(self, config: TrainConfig):
+        self.settings = asdict(config)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            os.makedirs(args.output_dir, exist_ok=True)
+            write_json_atomic(os.path.join(args.output_dir, "training_config.json"), self.settings)
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if state.is_world_process_zero and os.path.isdir(checkpoint):
+            write_json_atomic(os.path.join(checkpoint, "training_config.json"), self.settings)
+
+
 class LossCurveCallback(TrainerCallback):
     """Keeps the logged losses and writes `loss_curve.png` and `losses.json` into the output directory."""
 
@@ -714,7 +736,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         eval_dataset=eval_sets or None,
         data_collator=GatoDataCollator(processor, padding="max_length", max_length=config.context_length),
         processing_class=processor,
-        callbacks=[loss_curve] + ([TimeBudgetCallback(config.max_minutes)] if config.max_minutes else []),
+        callbacks=[loss_curve, TrainingConfigCallback(config)]
+        + ([TimeBudgetCallback(config.max_minutes)] if config.max_minutes else []),
         gato_config=config,
         policy_sets=policy_sets,
         manifests=manifests,
@@ -735,8 +758,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
         write_loss_curve(history, config.output_dir)
         with open(os.path.join(config.output_dir, "README.md"), "w") as f:
             f.write(trainer.project_card())
-        with open(os.path.join(config.output_dir, "training_config.json"), "w") as f:
-            json.dump(asdict(config), f, indent=2)
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank = int(os.environ.get("RANK", 0))
     checksum = float(sum(p.detach().double().sum() for p in model.parameters()))
